@@ -6,6 +6,7 @@
 //! best chain) + `chain` (mirror: UTXO set, tx index) + `mempool` (acceptance) + `miner` +
 //! `blockstore` (durable log) + `wallet`; `rpc` and `rest` expose it over HTTP.
 
+pub mod atomic_file;
 pub mod blockstore;
 pub mod chain;
 pub mod config;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use regtest_node::config::Config;
-use regtest_node::node::{self, Node};
+use regtest_node::node::Node;
 use regtest_node::rpc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -68,7 +68,7 @@ async fn serve(config: Config) -> Result<()> {
     let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;
     tracing::info!("chain at height {} ({}) after {:?}", node.chain.height(), node.chain.tip(), started.elapsed());
     if let Some(path) = &cookie {
-        node::write_atomically(path, format!("{user}:{password}").as_bytes())?;
+        regtest_node::atomic_file::write(path, format!("{user}:{password}").as_bytes())?;
     }
     let node = Arc::new(Mutex::new(node));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);

@@ -343,7 +343,7 @@ impl Node {
         let old = std::mem::replace(&mut self.kernel, kernel);
         let old_dir = old.dir().to_path_buf();
         drop(old);
-        write_atomically(&net.join("kernel.current"), generation.to_string().as_bytes())?;
+        crate::atomic_file::write(&net.join("kernel.current"), generation.to_string().as_bytes())?;
         self.generation = generation;
         if let Err(e) = std::fs::remove_dir_all(&old_dir) {
             tracing::warn!("could not remove old kernel directory {}: {e}", old_dir.display());
@@ -360,7 +360,7 @@ impl Node {
             buf.extend_from_slice(&(raw.len() as u32).to_le_bytes());
             buf.extend_from_slice(&raw);
         }
-        write_atomically(&self.config.network_dir().join("mempool.dat"), &buf)
+        crate::atomic_file::write(&self.config.network_dir().join("mempool.dat"), &buf)
     }
 
     fn load_mempool(&mut self) {
@@ -408,20 +408,4 @@ fn kernel_dir(net: &Path, generation: u64) -> PathBuf {
 
 fn read_generation(net: &Path) -> u64 {
     std::fs::read_to_string(net.join("kernel.current")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
-}
-
-/// Write to a temporary file, fsync, rename over the target, fsync the directory.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }

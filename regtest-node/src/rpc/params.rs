@@ -21,14 +21,7 @@ impl Params {
     }
 
     fn expected(name: &str, what: &str, got: &Value) -> RpcError {
-        let got = match got {
-            Value::Null => "null",
-            Value::Bool(_) => "bool",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        };
+        let got = type_name(got);
         RpcError::type_error(format!("JSON value of type {got} for field {name} is not of expected type {what}"))
     }
 
@@ -86,6 +79,18 @@ impl Params {
             None => Ok(None),
             Some(v) => v.as_object().map(Some).ok_or_else(|| Self::expected(name, "object", v)),
         }
+    }
+}
+
+/// Core's name for a JSON value's type, as used in its type-error messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -15,7 +15,7 @@ use crate::rpc::error::{
     RpcError, RpcResult, RPC_DESERIALIZATION_ERROR, RPC_INVALID_ADDRESS_OR_KEY, RPC_WALLET_ERROR,
     RPC_WALLET_INSUFFICIENT_FUNDS, RPC_WALLET_INVALID_LABEL_NAME, RPC_WALLET_WRONG_ENC_STATE,
 };
-use crate::rpc::params::{amount_from_value, value_from_amount, value_from_sat, Params};
+use crate::rpc::params::{amount_from_value, type_name, value_from_amount, value_from_sat, Params};
 use crate::wallet::funding::{self, FeeRate, FundParams, InputInfo};
 use crate::wallet::instance::{now_secs, ImportRequest};
 use crate::wallet::keys::{self, OutputType};
@@ -232,17 +232,6 @@ fn with_wallet(mgr: &mut WalletManager, name: Option<&str>, f: impl FnOnce(&mut 
 }
 
 // ------------------------------------------------------------------------ parameter helpers
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
 
 fn expected(what: &str, v: &Value) -> RpcError {
     RpcError::type_error(format!("JSON value of type {} is not of expected type {what}", type_name(v)))
@@ -823,7 +812,7 @@ fn backupwallet(w: &mut Wallet, params: &Params) -> RpcResult {
         dest
     };
     let bytes = std::fs::read(w.file_path()).map_err(|_| RpcError::wallet("Error: Wallet backup failed!"))?;
-    crate::wallet::store::write_atomic(&dest, &bytes).map_err(|_| RpcError::wallet("Error: Wallet backup failed!"))?;
+    crate::atomic_file::write(&dest, &bytes).map_err(|_| RpcError::wallet("Error: Wallet backup failed!"))?;
     Ok(Value::Null)
 }
 

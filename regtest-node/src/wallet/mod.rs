@@ -261,7 +261,7 @@ impl WalletManager {
         }
         let bytes = std::fs::read(backup)
             .map_err(|e| RpcError::wallet(format!("Failed to read backup file '{}': {e}", backup.display())))?;
-        store::write_atomic(&dir.join(store::WALLET_FILE_NAME), &bytes)
+        crate::atomic_file::write(&dir.join(store::WALLET_FILE_NAME), &bytes)
             .map_err(|e| RpcError::wallet(format!("{e:#}")))?;
         match self.load_wallet(name, load_on_startup) {
             Ok(w) => Ok(w),

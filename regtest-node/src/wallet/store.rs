@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -116,36 +115,8 @@ impl WalletFile {
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec_pretty(self)?;
-        write_atomic(path, &bytes)
+        crate::atomic_file::write(path, &bytes)
     }
-}
-
-/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.tmp"));
-    {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-    }
-    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 /// Wallet names Core keeps in settings.json under "wallet" (array, or a single string).
@@ -195,7 +166,7 @@ pub fn update_startup_wallet(settings: &Path, name: &str, load: bool) -> anyhow:
     }
     let mut bytes = serde_json::to_vec_pretty(&value)?;
     bytes.push(b'\n');
-    write_atomic(settings, &bytes)
+    crate::atomic_file::write(settings, &bytes)
 }
 
 #[cfg(test)]
@@ -220,8 +191,8 @@ mod tests {
     fn atomic_write_replaces_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w").join("wallet.json");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
+        crate::atomic_file::write(&path, b"one").unwrap();
+        crate::atomic_file::write(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
     }
