@@ -308,3 +308,50 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[size + 2..];
     }
 }
+
+/// `-blockinterval` mines on its own, like the seed's bitcoindsim: to `-miningaddress`, or to a
+/// fresh address of the loaded wallet.
+#[test]
+fn blockinterval_mines_by_itself() {
+    let key = Key::new(9);
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = format!("-miningaddress={}", key.address());
+    let node = TestNode::start_in(tmp.path(), &["-blockinterval=1", &addr]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while node.rpc.get_block_count().unwrap() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no blocks mined by -blockinterval=1");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let block = node.rpc.get_block(&block_hash_at(&node, 1)).unwrap();
+    assert_eq!(block.txdata[0].output[0].script_pubkey, key.script());
+    drop(node);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let node = TestNode::start_in(tmp.path(), &["-blockinterval=1", "-wallet=miner"]);
+    while node.rpc.get_block_count().unwrap() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "wallet-paid mining stalled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let balances: serde_json::Value = node.wallet("miner").call("getbalances", &[]).unwrap();
+    assert!(balances["mine"]["immature"].as_f64().unwrap() >= 50.0, "{balances}");
+
+    // Without anywhere to pay, the node refuses to start and says why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regtest-node"))
+        .args([
+            format!("-datadir={}", tmp.path().join("x").display()),
+            "-blockinterval=1".into(),
+            "-nowallet".into(),
+            format!("-rpcport={}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-miningaddress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
