@@ -17,12 +17,10 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.as_slice() {
         [cmd, path] if cmd == "check" || cmd == "run" => {
             let rt = runtime::Runtime::load(std::path::Path::new(path))?;
-            println!(
-                "{path}: bitcoind {} , {} plugin(s): {}",
-                rt.bitcoind.rpc_url,
-                rt.plugins.len(),
-                rt.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
+            println!("{path}: bitcoind {}, state in {}", rt.bitcoind.rpc_url, rt.storage.path);
+            for p in &rt.plugins {
+                println!("  plugin {} from {} ({} config keys)", p.name, p.wasm, p.config.len());
+            }
             if cmd == "run" {
                 bail!("the engine's block loop is not built yet (issue 3); `engine check {path}` validates the file");
             }
