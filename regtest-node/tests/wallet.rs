@@ -124,6 +124,7 @@ fn offline_wallet_signs_a_covenant_script_path_like_the_covenant_signer() {
     let control = info.control_block(&(leaf.clone(), LeafVersion::TapScript)).unwrap();
     let mut psbt = Psbt::from_unsigned_tx(unbonding.clone()).unwrap();
     psbt.inputs[0].witness_utxo = Some(prevout.clone());
+    psbt.inputs[0].sighash_type = Some(TapSighashType::Default.into());
     psbt.inputs[0].tap_scripts.insert(control.clone(), (leaf.clone(), LeafVersion::TapScript));
     psbt.inputs[0]
         .bip32_derivation
