@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test this project:
-# C/C++ toolchain pieces for libbitcoinkernel (cmake, boost headers, clang), wasi-libc and the
+# C/C++ toolchain pieces for libbitcoinkernel (cmake, boost headers, clang) and RocksDB (libclang), wasi-libc and the
 # wasm32-wasip2 Rust target for plugins, RabbitMQ for queue tests, curl/python3 for scripts.
 # Idempotent: it only calls apt-get when a package is missing.
 set -euo pipefail
 
-packages=(cmake libboost-dev clang wasi-libc rabbitmq-server curl python3 pkg-config)
+packages=(cmake libboost-dev clang libclang-dev wasi-libc rabbitmq-server curl python3 pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

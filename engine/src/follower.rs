@@ -1,0 +1,218 @@
+//! Reorg-safe block delivery. The follower moves one plugin's cursor toward the source's best
+//! chain one step at a time: if the cursor's block is still on the best chain it applies the
+//! next block; if not, it undoes the cursor's block. Repeating the step therefore unwinds any
+//! reorg to the fork point and then applies the new branch, at any depth the indexer can undo.
+//!
+//! Invariant: the indexer never sees a block applied twice without an undo in between, never a
+//! block whose parent is not its cursor, and never an undo of anything but its cursor.
+
+use crate::plugin_api::BlockRef;
+use crate::source::BlockSource;
+use anyhow::{bail, Context, Result};
+use bitcoin::hashes::Hash;
+use bitcoin::BlockHash;
+
+/// The indexing side of one plugin as the follower drives it (the plugin runner implements it
+/// over the Wasm host and the store).
+pub trait Indexer {
+    /// The last applied block, or None before the first.
+    fn cursor(&self) -> Option<BlockRef>;
+    /// Applies `block` (raw consensus bytes), whose parent is the cursor (or anything for the first).
+    fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8]) -> Result<()>;
+    /// Undoes the cursor's block; the cursor moves to its parent.
+    fn undo(&mut self, block: BlockRef) -> Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Applied(u32),
+    Undone(u32),
+    /// The cursor is the source's tip.
+    AtTip,
+    /// The source changed between two reads; try again.
+    Raced,
+}
+
+/// One step of the cursor toward the source's best chain.
+pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<Progress> {
+    let (tip_height, _) = source.tip()?;
+    let next_height = match ix.cursor() {
+        None => start_height,
+        Some(c) => match source.hash_at(c.height)? {
+            Some(h) if h.to_byte_array() == c.hash => c.height + 1,
+            // The cursor's block left the best chain (or the chain got shorter): unwind it.
+            _ => {
+                ix.undo(c).with_context(|| format!("undoing block {} at height {}", hex_hash(&c.hash), c.height))?;
+                return Ok(Progress::Undone(c.height));
+            }
+        },
+    };
+    if next_height > tip_height {
+        return Ok(Progress::AtTip);
+    }
+    let Some(hash) = source.hash_at(next_height)? else { return Ok(Progress::Raced) };
+    let raw = source.block(&hash)?;
+    if raw.len() < 80 {
+        bail!("block {hash} from the source is only {} bytes", raw.len());
+    }
+    let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
+    let parent = header.prev_blockhash.to_byte_array();
+    if let Some(c) = ix.cursor() {
+        if parent != c.hash {
+            return Ok(Progress::Raced);
+        }
+    }
+    ix.apply(BlockRef { height: next_height, hash: hash.to_byte_array() }, parent, &raw)
+        .with_context(|| format!("applying block {hash} at height {next_height}"))?;
+    Ok(Progress::Applied(next_height))
+}
+
+/// Steps until the cursor is at the source's tip; returns how many applies and undos it took.
+pub fn catch_up(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<(u64, u64)> {
+    let (mut applied, mut undone) = (0, 0);
+    loop {
+        match step(source, ix, start_height)? {
+            Progress::Applied(_) => applied += 1,
+            Progress::Undone(_) => undone += 1,
+            Progress::AtTip => return Ok((applied, undone)),
+            Progress::Raced => continue,
+        }
+    }
+}
+
+pub fn hex_hash(hash: &[u8; 32]) -> String {
+    BlockHash::from_byte_array(*hash).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemorySource;
+    use bitcoin::block::{Header, Version};
+    use bitcoin::{Block, CompactTarget, Transaction, TxMerkleNode};
+
+    /// An indexer that checks the delivery invariants and whose state is the list of applied
+    /// blocks, so it must end equal to the source's best chain.
+    #[derive(Default)]
+    struct Recorder {
+        applied: Vec<BlockRef>,
+        undo_window: usize,
+        undos_in_a_row: usize,
+    }
+
+    impl Indexer for Recorder {
+        fn cursor(&self) -> Option<BlockRef> {
+            self.applied.last().copied()
+        }
+        fn apply(&mut self, block: BlockRef, parent: [u8; 32], _raw: &[u8]) -> Result<()> {
+            if let Some(c) = self.cursor() {
+                assert_eq!(parent, c.hash, "applied a block whose parent is not the cursor");
+                assert_eq!(block.height, c.height + 1, "skipped or repeated a height");
+            }
+            assert!(!self.applied.contains(&block), "block applied twice without an undo");
+            self.applied.push(block);
+            self.undos_in_a_row = 0;
+            Ok(())
+        }
+        fn undo(&mut self, block: BlockRef) -> Result<()> {
+            assert_eq!(self.cursor(), Some(block), "undo of something other than the cursor");
+            self.undos_in_a_row += 1;
+            if self.undos_in_a_row > self.undo_window {
+                bail!("reorg deeper than the undo window of {}", self.undo_window);
+            }
+            self.applied.pop();
+            Ok(())
+        }
+    }
+
+    fn block(prev: BlockHash, salt: u32) -> Block {
+        let mut coinbase: Transaction = bitcoin::consensus::deserialize(&hex::decode(
+            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0401020304ffffffff0100f2052a010000000000000000",
+        ).unwrap()).unwrap();
+        coinbase.lock_time = bitcoin::absolute::LockTime::from_consensus(salt);
+        let mut b = Block {
+            header: Header {
+                version: Version::TWO,
+                prev_blockhash: prev,
+                merkle_root: TxMerkleNode::all_zeros(),
+                time: salt,
+                bits: CompactTarget::from_consensus(0x207fffff),
+                nonce: salt,
+            },
+            txdata: vec![coinbase],
+        };
+        b.header.merkle_root = b.compute_merkle_root().unwrap();
+        b
+    }
+
+    fn best_chain(s: &mut MemorySource) -> Vec<BlockRef> {
+        (0..=s.height()).map(|h| BlockRef { height: h, hash: s.hash_at(h).unwrap().unwrap().to_byte_array() }).collect()
+    }
+
+    #[test]
+    fn random_reorgs_end_on_the_best_chain() {
+        let mut seed: u64 = 0x2545F4914F6CDD1D;
+        let mut rand = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as u32
+        };
+        let mut salt = 0;
+        let mut source = MemorySource::new(&block(BlockHash::all_zeros(), 0));
+        let mut ix = Recorder { undo_window: 144, ..Default::default() };
+        for _ in 0..300 {
+            if source.height() > 12 && rand(3) == 0 {
+                let depth = 1 + rand(10);
+                source.truncate(source.height() - depth);
+                for _ in 0..depth + rand(3) {
+                    salt += 1;
+                    let b = block(source.tip_hash(), salt);
+                    source.push(&b);
+                }
+            } else {
+                salt += 1;
+                let b = block(source.tip_hash(), salt);
+                source.push(&b);
+            }
+            if rand(2) == 0 {
+                catch_up(&mut source, &mut ix, 0).unwrap();
+                assert_eq!(ix.applied, best_chain(&mut source));
+            }
+        }
+        catch_up(&mut source, &mut ix, 0).unwrap();
+        assert_eq!(ix.applied, best_chain(&mut source));
+    }
+
+    #[test]
+    fn a_reorg_deeper_than_the_window_stops_with_an_error() {
+        let mut source = MemorySource::new(&block(BlockHash::all_zeros(), 0));
+        for salt in 1..=10 {
+            let b = block(source.tip_hash(), salt);
+            source.push(&b);
+        }
+        let mut ix = Recorder { undo_window: 3, ..Default::default() };
+        catch_up(&mut source, &mut ix, 0).unwrap();
+        let before = ix.applied.clone();
+        source.truncate(5);
+        for salt in 100..110 {
+            let b = block(source.tip_hash(), salt);
+            source.push(&b);
+        }
+        let err = catch_up(&mut source, &mut ix, 0).unwrap_err();
+        assert!(format!("{err:#}").contains("deeper than the undo window"), "{err:#}");
+        assert_eq!(ix.applied.len(), before.len() - 3, "only the undos within the window happened");
+    }
+
+    #[test]
+    fn starts_at_the_start_height() {
+        let mut source = MemorySource::new(&block(BlockHash::all_zeros(), 0));
+        for salt in 1..=10 {
+            let b = block(source.tip_hash(), salt);
+            source.push(&b);
+        }
+        let mut ix = Recorder { undo_window: 144, ..Default::default() };
+        assert_eq!(catch_up(&mut source, &mut ix, 7).unwrap(), (4, 0));
+        assert_eq!(ix.applied.first().unwrap().height, 7);
+    }
+}
