@@ -16,7 +16,7 @@ use bitcoin::BlockHash;
 /// over the Wasm host and the store).
 pub trait Indexer {
     /// The last applied block, or None before the first.
-    fn cursor(&self) -> Option<BlockRef>;
+    fn cursor(&self) -> Result<Option<BlockRef>>;
     /// Applies `block` (raw consensus bytes), whose parent is the cursor (or anything for the first).
     fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8]) -> Result<()>;
     /// Undoes the cursor's block; the cursor moves to its parent.
@@ -36,7 +36,7 @@ pub enum Progress {
 /// One step of the cursor toward the source's best chain.
 pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<Progress> {
     let (tip_height, _) = source.tip()?;
-    let next_height = match ix.cursor() {
+    let next_height = match ix.cursor()? {
         None => start_height,
         Some(c) => match source.hash_at(c.height)? {
             Some(h) if h.to_byte_array() == c.hash => c.height + 1,
@@ -57,7 +57,7 @@ pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u3
     }
     let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
     let parent = header.prev_blockhash.to_byte_array();
-    if let Some(c) = ix.cursor() {
+    if let Some(c) = ix.cursor()? {
         if parent != c.hash {
             return Ok(Progress::Raced);
         }
@@ -69,14 +69,21 @@ pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u3
 
 /// Steps until the cursor is at the source's tip; returns how many applies and undos it took.
 pub fn catch_up(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<(u64, u64)> {
-    let (mut applied, mut undone) = (0, 0);
+    let (mut applied, mut undone, mut races) = (0, 0, 0u32);
     loop {
         match step(source, ix, start_height)? {
             Progress::Applied(_) => applied += 1,
             Progress::Undone(_) => undone += 1,
             Progress::AtTip => return Ok((applied, undone)),
-            Progress::Raced => continue,
+            Progress::Raced => {
+                races += 1;
+                if races > 1000 {
+                    bail!("the block source keeps contradicting itself (a block's parent is never the cursor); check it serves one consistent chain");
+                }
+                continue;
+            }
         }
+        races = 0;
     }
 }
 
@@ -101,11 +108,11 @@ mod tests {
     }
 
     impl Indexer for Recorder {
-        fn cursor(&self) -> Option<BlockRef> {
-            self.applied.last().copied()
+        fn cursor(&self) -> Result<Option<BlockRef>> {
+            Ok(self.applied.last().copied())
         }
         fn apply(&mut self, block: BlockRef, parent: [u8; 32], _raw: &[u8]) -> Result<()> {
-            if let Some(c) = self.cursor() {
+            if let Some(c) = self.cursor().unwrap() {
                 assert_eq!(parent, c.hash, "applied a block whose parent is not the cursor");
                 assert_eq!(block.height, c.height + 1, "skipped or repeated a height");
             }
@@ -115,7 +122,7 @@ mod tests {
             Ok(())
         }
         fn undo(&mut self, block: BlockRef) -> Result<()> {
-            assert_eq!(self.cursor(), Some(block), "undo of something other than the cursor");
+            assert_eq!(self.cursor().unwrap(), Some(block), "undo of something other than the cursor");
             self.undos_in_a_row += 1;
             if self.undos_in_a_row > self.undo_window {
                 bail!("reorg deeper than the undo window of {}", self.undo_window);

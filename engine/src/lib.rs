@@ -4,5 +4,8 @@
 pub mod bitcoind;
 pub mod follower;
 pub mod plugin_api;
+pub mod runner;
 pub mod runtime;
 pub mod source;
+pub mod store;
+pub mod wasm;

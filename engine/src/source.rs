@@ -74,12 +74,14 @@ impl BlockSource for MemorySource {
 /// Raw blocks from files (`*.bin`, one consensus-serialized block each), in file-name order,
 /// numbered from `start_height`. With `link_check`, each block's parent must be the previous
 /// file's block, as on a real chain. Without it (benchmarks replaying one block shape many
-/// times), blocks are chained by position only.
+/// times), blocks are chained by position: block i gets a stand-in hash and its header's parent
+/// field is rewritten to block i-1's stand-in, so delivery still sees one linked chain.
 pub struct ReplaySource {
     files: Vec<PathBuf>,
     start_height: u32,
     hashes: Vec<BlockHash>,
     by_hash: HashMap<BlockHash, usize>,
+    link_check: bool,
 }
 
 impl ReplaySource {
@@ -113,7 +115,7 @@ impl ReplaySource {
             hashes.push(hash);
         }
         let by_hash = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
-        Ok(ReplaySource { files, start_height, hashes, by_hash })
+        Ok(ReplaySource { files, start_height, hashes, by_hash, link_check })
     }
 
     pub fn len(&self) -> usize {
@@ -153,6 +155,11 @@ impl BlockSource for ReplaySource {
 
     fn block(&mut self, hash: &BlockHash) -> Result<Vec<u8>> {
         let i = *self.by_hash.get(hash).with_context(|| format!("block {hash} is not among the replay files"))?;
-        std::fs::read(&self.files[i]).with_context(|| format!("reading {}", self.files[i].display()))
+        let mut raw = std::fs::read(&self.files[i]).with_context(|| format!("reading {}", self.files[i].display()))?;
+        if !self.link_check && raw.len() >= 80 {
+            let parent = if i == 0 { [0u8; 32] } else { self.hashes[i - 1].to_byte_array() };
+            raw[4..36].copy_from_slice(&parent);
+        }
+        Ok(raw)
     }
 }
