@@ -205,11 +205,16 @@ impl Wallet {
 
     /// Keeps `keypool` unused scripts derived past `next_index` (Core's TopUp).
     fn top_up(&mut self, pos: usize) {
+        self.top_up_to(pos, DEFAULT_KEYPOOL_SIZE);
+    }
+
+    /// Derives and caches scripts of a ranged descriptor up to `next_index + size`.
+    fn top_up_to(&mut self, pos: usize, size: u32) {
         if !self.kinds[pos].is_range() {
             return;
         }
         let d = &self.file.descriptors[pos];
-        let wanted = d.next_index.saturating_add(DEFAULT_KEYPOOL_SIZE);
+        let wanted = d.next_index.saturating_add(size);
         if wanted > d.range_end {
             let old = d.range_end;
             self.file.descriptors[pos].range_end = wanted;
@@ -505,15 +510,8 @@ impl Wallet {
     pub fn keypool_refill(&mut self, size: u32) -> Result<(), RpcError> {
         let size = if size == 0 { DEFAULT_KEYPOOL_SIZE } else { size };
         for pos in 0..self.kinds.len() {
-            if !self.kinds[pos].is_range() || !self.file.descriptors[pos].active {
-                continue;
-            }
-            let d = &self.file.descriptors[pos];
-            let wanted = d.next_index.saturating_add(size);
-            if wanted > d.range_end {
-                let old = d.range_end;
-                self.file.descriptors[pos].range_end = wanted;
-                self.derive_into_index(pos, old, wanted);
+            if self.file.descriptors[pos].active {
+                self.top_up_to(pos, size);
             }
         }
         self.save()
