@@ -35,7 +35,6 @@ pub enum Progress {
 
 /// One step of the cursor toward the source's best chain.
 pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<Progress> {
-    let (tip_height, _) = source.tip()?;
     let next_height = match ix.cursor()? {
         None => start_height,
         Some(c) => match source.hash_at(c.height)? {
@@ -47,10 +46,8 @@ pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u3
             }
         },
     };
-    if next_height > tip_height {
-        return Ok(Progress::AtTip);
-    }
-    let Some(hash) = source.hash_at(next_height)? else { return Ok(Progress::Raced) };
+    // Nothing at the next height means the cursor is the tip; no separate tip query per block.
+    let Some(hash) = source.hash_at(next_height)? else { return Ok(Progress::AtTip) };
     let raw = source.block(&hash)?;
     if raw.len() < 80 {
         bail!("block {hash} from the source is only {} bytes", raw.len());
