@@ -81,19 +81,25 @@ pub struct Wallet {
 
 impl Wallet {
     /// Creates a new wallet file at `dir/wallet.json` (the caller checked it does not exist).
-    pub fn create(name: &str, dir: &Path, flags: WalletFlags, passphrase: Option<&str>) -> Result<Wallet, RpcError> {
-        let now = now_secs();
-        let mut wallet = Wallet {
+    /// A locked wallet with no descriptors derived yet.
+    fn empty(name: &str, path: std::path::PathBuf, file: WalletFile) -> Wallet {
+        Wallet {
             name: name.to_string(),
-            path: dir.join(super::store::WALLET_FILE_NAME),
-            file: WalletFile::new(flags.clone(), now),
+            path,
+            file,
             kinds: Vec::new(),
             derivers: Vec::new(),
             index: ScriptIndex::default(),
             master_key: None,
             relock_at: 0,
             mem_locked_coins: BTreeSet::new(),
-        };
+        }
+    }
+
+    pub fn create(name: &str, dir: &Path, flags: WalletFlags, passphrase: Option<&str>) -> Result<Wallet, RpcError> {
+        let now = now_secs();
+        let mut wallet =
+            Wallet::empty(name, dir.join(super::store::WALLET_FILE_NAME), WalletFile::new(flags.clone(), now));
         if let Some(pass) = passphrase.filter(|p| !p.is_empty()) {
             let (header, master) = crypter::new_header(pass, crypter::DEFAULT_KDF_ITERATIONS);
             wallet.file.encryption = Some(header);
@@ -111,17 +117,7 @@ impl Wallet {
     pub fn load(name: &str, dir: &Path) -> anyhow::Result<Wallet> {
         let path = dir.join(super::store::WALLET_FILE_NAME);
         let file = WalletFile::load(&path)?;
-        let mut wallet = Wallet {
-            name: name.to_string(),
-            path,
-            file: WalletFile { descriptors: Vec::new(), ..file.clone() },
-            kinds: Vec::new(),
-            derivers: Vec::new(),
-            index: ScriptIndex::default(),
-            master_key: None,
-            relock_at: 0,
-            mem_locked_coins: BTreeSet::new(),
-        };
+        let mut wallet = Wallet::empty(name, path, WalletFile { descriptors: Vec::new(), ..file.clone() });
         for stored in file.descriptors {
             let payload = check_checksum(&stored.desc, false).map_err(anyhow::Error::msg)?;
             let (kind, _) =
