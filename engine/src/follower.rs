@@ -17,10 +17,12 @@ use bitcoin::BlockHash;
 pub trait Indexer {
     /// The last applied block, or None before the first.
     fn cursor(&self) -> Result<Option<BlockRef>>;
-    /// Applies `block` (raw consensus bytes), whose parent is the cursor (or anything for the first).
-    fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8]) -> Result<()>;
+    /// Applies `block` (raw consensus bytes), whose parent is the cursor (or anything for the
+    /// first). `source` serves earlier blocks of the same chain (e.g. blocks that the new tip
+    /// makes confirmed).
+    fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8], source: &mut dyn BlockSource) -> Result<()>;
     /// Undoes the cursor's block; the cursor moves to its parent.
-    fn undo(&mut self, block: BlockRef) -> Result<()>;
+    fn undo(&mut self, block: BlockRef, source: &mut dyn BlockSource) -> Result<()>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,33 +35,43 @@ pub enum Progress {
     Raced,
 }
 
-/// One step of the cursor toward the source's best chain.
+/// One step of the cursor toward the source's best chain: apply the next block if it builds on
+/// the cursor, undo the cursor if it left the best chain. Two source reads per applied block
+/// (hash at the next height, the block); the cursor's own hash is re-read only when the next
+/// block does not build on it or there is no next block.
 pub fn step(source: &mut dyn BlockSource, ix: &mut dyn Indexer, start_height: u32) -> Result<Progress> {
-    let next_height = match ix.cursor()? {
-        None => start_height,
-        Some(c) => match source.hash_at(c.height)? {
-            Some(h) if h.to_byte_array() == c.hash => c.height + 1,
-            // The cursor's block left the best chain (or the chain got shorter): unwind it.
-            _ => {
-                ix.undo(c).with_context(|| format!("undoing block {} at height {}", hex_hash(&c.hash), c.height))?;
+    let cursor = ix.cursor()?;
+    let next_height = cursor.map_or(start_height, |c| c.height + 1);
+    let next = source.hash_at(next_height)?;
+    let fetched = match next {
+        Some(hash) => {
+            let raw = source.block(&hash)?;
+            if raw.len() < 80 {
+                bail!("block {hash} from the source is only {} bytes", raw.len());
+            }
+            let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
+            Some((hash, raw, header.prev_blockhash.to_byte_array()))
+        }
+        None => None,
+    };
+    if let Some(c) = cursor {
+        let builds_on_cursor = fetched.as_ref().is_some_and(|(_, _, parent)| *parent == c.hash);
+        if !builds_on_cursor {
+            if source.hash_at(c.height)?.map(|h| h.to_byte_array()) != Some(c.hash) {
+                // The cursor's block left the best chain (or the chain got shorter): unwind it.
+                ix.undo(c, source)
+                    .with_context(|| format!("undoing block {} at height {}", hex_hash(&c.hash), c.height))?;
                 return Ok(Progress::Undone(c.height));
             }
-        },
-    };
-    // Nothing at the next height means the cursor is the tip; no separate tip query per block.
-    let Some(hash) = source.hash_at(next_height)? else { return Ok(Progress::AtTip) };
-    let raw = source.block(&hash)?;
-    if raw.len() < 80 {
-        bail!("block {hash} from the source is only {} bytes", raw.len());
-    }
-    let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
-    let parent = header.prev_blockhash.to_byte_array();
-    if let Some(c) = ix.cursor()? {
-        if parent != c.hash {
-            return Ok(Progress::Raced);
+            if fetched.is_some() {
+                // The cursor is on the best chain but the next block is not its child: the
+                // source changed between the reads.
+                return Ok(Progress::Raced);
+            }
         }
     }
-    ix.apply(BlockRef { height: next_height, hash: hash.to_byte_array() }, parent, &raw)
+    let Some((hash, raw, parent)) = fetched else { return Ok(Progress::AtTip) };
+    ix.apply(BlockRef { height: next_height, hash: hash.to_byte_array() }, parent, &raw, source)
         .with_context(|| format!("applying block {hash} at height {next_height}"))?;
     Ok(Progress::Applied(next_height))
 }
@@ -108,7 +120,7 @@ mod tests {
         fn cursor(&self) -> Result<Option<BlockRef>> {
             Ok(self.applied.last().copied())
         }
-        fn apply(&mut self, block: BlockRef, parent: [u8; 32], _raw: &[u8]) -> Result<()> {
+        fn apply(&mut self, block: BlockRef, parent: [u8; 32], _raw: &[u8], _: &mut dyn BlockSource) -> Result<()> {
             if let Some(c) = self.cursor().unwrap() {
                 assert_eq!(parent, c.hash, "applied a block whose parent is not the cursor");
                 assert_eq!(block.height, c.height + 1, "skipped or repeated a height");
@@ -118,7 +130,7 @@ mod tests {
             self.undos_in_a_row = 0;
             Ok(())
         }
-        fn undo(&mut self, block: BlockRef) -> Result<()> {
+        fn undo(&mut self, block: BlockRef, _: &mut dyn BlockSource) -> Result<()> {
             assert_eq!(self.cursor().unwrap(), Some(block), "undo of something other than the cursor");
             self.undos_in_a_row += 1;
             if self.undos_in_a_row > self.undo_window {

@@ -8,8 +8,10 @@ use engine::runner::PluginRunner;
 use engine::runtime::Runtime;
 use engine::source::ReplaySource;
 use engine::store::{Status, Store, StoreConfig};
+use engine::supervisor::{Mode, PluginSpec, PluginStatus, Supervisor};
 use engine::wasm::WasmHost;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -47,9 +49,56 @@ enum Command {
         #[arg(long)]
         no_link_check: bool,
     },
-    /// Show each plugin's cursor, state digest, status and version (engine not running).
+    /// Show each plugin's cursor, state digest, status and version (same as `plugin list`).
     Status {
         #[arg(default_value = "runtime.toml")]
+        runtime: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and upgrade plugins (through the running engine's admin endpoint, or directly on
+    /// the data dir when the engine is stopped).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Take a plugin back to height H (undoing blocks within the undo window); it then
+    /// re-indexes from H+1. A halted plugin becomes active again.
+    Rewind {
+        name: String,
+        #[arg(long)]
+        height: u32,
+        #[arg(long, default_value = "runtime.toml")]
+        runtime: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Every plugin: height, digest, status, version.
+    List {
+        #[arg(long, default_value = "runtime.toml")]
+        runtime: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One plugin in detail (including a rebuild in progress).
+    Status {
+        name: String,
+        #[arg(long, default_value = "runtime.toml")]
+        runtime: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a plugin's code at a block boundary, without restarting the engine.
+    Upgrade {
+        name: String,
+        /// The new Wasm component.
+        file: PathBuf,
+        /// keep: continue from the cursor with the existing state; rebuild: index from the
+        /// start height in the background, then take over at the tip.
+        #[arg(long, default_value = "keep")]
+        mode: Mode,
+        #[arg(long, default_value = "runtime.toml")]
         runtime: PathBuf,
     },
 }
@@ -77,39 +126,24 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { runtime } => {
-            let rt = Runtime::load(&runtime)?;
-            describe(&runtime, &rt);
-            let (_store, mut runners) = start_plugins(&rt)?;
-            let mut source = engine::bitcoind::Bitcoind::new(rt.connection());
-            let poll = Duration::from_millis(rt.engine.poll_interval_ms);
-            loop {
-                for r in runners.iter_mut() {
-                    if matches!(r.status()?, Status::Halted { .. }) {
-                        continue;
-                    }
-                    let start = r.start_height;
-                    match follower::catch_up(&mut source, r, start) {
-                        Ok((applied, undone)) if applied + undone > 0 => {
-                            let c = r.cursor_with_digest()?.expect("applied");
-                            tracing::info!(
-                                "{}: height {} digest {} (+{applied} -{undone})",
-                                r.name,
-                                c.height,
-                                hex::encode(c.digest)
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!("{}: {e:#}", r.name),
-                    }
-                }
-                std::thread::sleep(poll);
-            }
-        }
+        Command::Run { runtime } => run_engine(&runtime),
         Command::Replay { runtime, blocks, start_height, no_link_check } => {
             let rt = Runtime::load(&runtime)?;
             let mut source = ReplaySource::open(&blocks, start_height, !no_link_check)?;
-            let (_store, mut runners) = start_plugins(&rt)?;
+            let store = open_store(&rt)?;
+            let mut runners = Vec::new();
+            for p in &rt.plugins {
+                let host = host_for(&rt, p)?;
+                let config = rt.plugin_init_config(p)?;
+                runners.push(PluginRunner::start(
+                    &host,
+                    &store,
+                    &p.name,
+                    &rt.resolve(&p.wasm),
+                    &config,
+                    p.start_height,
+                )?);
+            }
             for r in runners.iter_mut() {
                 let started = Instant::now();
                 let from = r.cursor()?.map(|c| c.height + 1).unwrap_or(start_height.max(r.start_height));
@@ -135,27 +169,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Status { runtime } => {
-            let rt = Runtime::load(&runtime)?;
-            let store = open_store(&rt)?;
-            for p in &rt.plugins {
-                let ps = store.plugin(&p.name);
-                let version = ps.get_meta("version")?.map(|v| String::from_utf8_lossy(&v).into_owned());
-                match ps.cursor()? {
-                    None => println!("{}: not started (version {})", p.name, version.unwrap_or_else(|| "-".into())),
-                    Some(c) => println!(
-                        "{}: height {} block {} digest {} status {:?} version {}",
-                        p.name,
-                        c.height,
-                        engine::follower::hex_hash(&c.hash),
-                        hex::encode(c.digest),
-                        ps.status()?,
-                        version.unwrap_or_else(|| "-".into())
-                    ),
-                }
-            }
-            Ok(())
-        }
+        Command::Status { runtime, json } => list(&runtime, None, json),
+        Command::Plugin(PluginCommand::List { runtime, json }) => list(&runtime, None, json),
+        Command::Plugin(PluginCommand::Status { name, runtime, json }) => list(&runtime, Some(&name), json),
+        Command::Plugin(PluginCommand::Upgrade { name, file, mode, runtime }) => upgrade(&runtime, &name, &file, mode),
+        Command::Rewind { name, height, runtime } => rewind(&runtime, &name, height),
     }
 }
 
@@ -163,31 +181,6 @@ fn open_store(rt: &Runtime) -> Result<Store> {
     let dir = rt.data_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating [engine] data_dir {}", dir.display()))?;
     Store::open_with(&dir.join("state"), StoreConfig { undo_window: rt.engine.undo_window })
-}
-
-/// Opens the store and starts every plugin of the runtime file (each with its own limits).
-fn start_plugins(rt: &Runtime) -> Result<(Store, Vec<PluginRunner>)> {
-    if let Some((name, path)) = rt.missing_wasm().first() {
-        bail!(
-            "plugin {name}: {} does not exist; build it with `cargo build --release --target wasm32-wasip2 -p {name}`",
-            path.display()
-        );
-    }
-    let store = open_store(rt)?;
-    let cache = rt.data_dir().join("wasm-cache");
-    let mut runners = Vec::new();
-    for p in &rt.plugins {
-        let limits = engine::wasm::Limits {
-            fuel: p.limits.fuel_per_block,
-            memory_bytes: (p.limits.memory_mb as usize) << 20,
-            timeout: Duration::from_millis(p.limits.timeout_ms),
-            ..Default::default()
-        };
-        let host = WasmHost::new(&cache, limits)?;
-        let config = rt.plugin_init_config(p)?;
-        runners.push(PluginRunner::start(&host, &store, &p.name, &rt.resolve(&p.wasm), &config, p.start_height)?);
-    }
-    Ok((store, runners))
 }
 
 fn describe(path: &std::path::Path, rt: &Runtime) {
@@ -212,4 +205,290 @@ fn describe(path: &std::path::Path, rt: &Runtime) {
             if p.capabilities.queues.is_empty() { "none".to_string() } else { p.capabilities.queues.join(", ") }
         );
     }
+}
+
+fn host_for(rt: &Runtime, p: &engine::runtime::PluginSection) -> Result<WasmHost> {
+    let limits = engine::wasm::Limits {
+        fuel: p.limits.fuel_per_block,
+        memory_bytes: (p.limits.memory_mb as usize) << 20,
+        timeout: Duration::from_millis(p.limits.timeout_ms),
+        ..Default::default()
+    };
+    WasmHost::new(&rt.data_dir().join("wasm-cache"), limits)
+}
+
+fn specs(rt: &Runtime) -> Result<Vec<PluginSpec>> {
+    if let Some((name, path)) = rt.missing_wasm().first() {
+        bail!(
+            "plugin {name}: {} does not exist; build it with `cargo build --release --target wasm32-wasip2 -p {name}`",
+            path.display()
+        );
+    }
+    rt.plugins
+        .iter()
+        .map(|p| {
+            let path = rt.resolve(&p.wasm);
+            Ok(PluginSpec {
+                name: p.name.clone(),
+                start_height: p.start_height,
+                config: rt.plugin_init_config(p)?,
+                runtime_wasm: std::fs::read(&path)
+                    .with_context(|| format!("plugin {}: reading {}", p.name, path.display()))?,
+                host: host_for(rt, p)?,
+            })
+        })
+        .collect()
+}
+
+fn bitcoind_factory(rt: &Runtime) -> engine::fetcher::SourceFactory {
+    let conn = rt.connection();
+    Arc::new(move || {
+        // Give up after a while so a plugin thread stays responsive (commands, shutdown) while
+        // bitcoind is down; the thread retries from the same height.
+        Box::new(engine::bitcoind::Bitcoind::new(conn.clone()).give_up_after(Duration::from_secs(5)))
+            as Box<dyn engine::source::BlockSource>
+    })
+}
+
+/// `engine run`: every plugin in its thread, the HTTP endpoint, until SIGINT/SIGTERM.
+fn run_engine(runtime: &Path) -> Result<()> {
+    let rt = Runtime::load(runtime)?;
+    describe(runtime, &rt);
+    let specs = specs(&rt)?;
+    let store = open_store(&rt)?;
+    let registry = engine::registry::Registry::open(&store, &rt.data_dir())?;
+    let fetcher = engine::fetcher::Fetcher::new(bitcoind_factory(&rt), Default::default());
+    let poll = Duration::from_millis(rt.engine.poll_interval_ms);
+    let supervisor = Arc::new(Supervisor::start(&store, &registry, &fetcher, specs, poll)?);
+    let token = engine::admin::write_token(&rt.data_dir())?;
+    let server = engine::admin::serve(&rt.engine.listen, supervisor.clone(), token)?;
+    tracing::info!(
+        "engine running: status at http://{}/status, admin token in {}",
+        server.addr,
+        engine::admin::token_path(&rt.data_dir()).display()
+    );
+    wait_for_signal()?;
+    tracing::info!("stopping: finishing the blocks in progress");
+    server.stop();
+    supervisor.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+    .context("waiting for a stop signal")
+}
+
+/// Talks to a running engine's HTTP endpoint; `None` from a call means "no engine there".
+struct Admin {
+    base: String,
+    token_file: PathBuf,
+}
+
+impl Admin {
+    fn new(rt: &Runtime) -> Admin {
+        Admin { base: format!("http://{}", rt.engine.listen), token_file: engine::admin::token_path(&rt.data_dir()) }
+    }
+
+    fn call(&self, req: minreq::Request, admin: bool) -> Result<Option<serde_json::Value>> {
+        let req = if admin {
+            let token = std::fs::read_to_string(&self.token_file).with_context(|| {
+                format!("reading the admin token {} (run as the engine's user)", self.token_file.display())
+            })?;
+            req.with_header("Authorization", format!("Bearer {}", token.trim()))
+        } else {
+            req
+        };
+        let resp = match req.with_timeout(900).send() {
+            Ok(r) => r,
+            Err(minreq::Error::IoError(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(None),
+            Err(e) => bail!("calling the engine at {}: {e}", self.base),
+        };
+        let body: serde_json::Value = serde_json::from_slice(resp.as_bytes())
+            .with_context(|| format!("the engine at {} answered {} with non-JSON", self.base, resp.status_code))?;
+        if resp.status_code != 200 {
+            bail!("{}", body.get("error").and_then(|e| e.as_str()).unwrap_or("request failed"));
+        }
+        Ok(Some(body))
+    }
+}
+
+fn print_status(s: &PluginStatus) {
+    let state = match (&s.status[..], s.halted_at, &s.reason) {
+        ("halted", Some(h), Some(r)) => format!("HALTED at {h}: {r}"),
+        (st, _, _) => st.to_string(),
+    };
+    match s.height {
+        None => println!("{}: not started; {state}; version {}", s.name, short(&s.version)),
+        Some(h) => println!(
+            "{}: height {h} (confirmed {}) block {} digest {} {state}; version {}",
+            s.name,
+            s.confirmed_height.map_or("-".into(), |c| c.to_string()),
+            s.block.as_deref().unwrap_or("-"),
+            s.digest.as_deref().unwrap_or("-"),
+            short(&s.version)
+        ),
+    }
+    if let Some(r) = &s.rebuild {
+        println!(
+            "  rebuilding version {} in {}: height {} {}",
+            short(&r.version),
+            r.namespace,
+            r.height.map_or("-".into(), |h| h.to_string()),
+            r.status
+        );
+    }
+}
+
+fn short(v: &Option<String>) -> &str {
+    v.as_deref().map_or("-", |v| &v[..16.min(v.len())])
+}
+
+/// `engine plugin list|status`, `engine status`.
+fn list(runtime: &Path, name: Option<&str>, json: bool) -> Result<()> {
+    let rt = Runtime::load(runtime)?;
+    let admin = Admin::new(&rt);
+    let path = match name {
+        Some(n) => format!("{}/status/{n}", admin.base),
+        None => format!("{}/status", admin.base),
+    };
+    let statuses: Vec<PluginStatus> = match admin.call(minreq::get(path), false)? {
+        Some(v) if name.is_some() => vec![serde_json::from_value(v)?],
+        Some(v) => serde_json::from_value(v)?,
+        None => {
+            // The engine is not running: read the data dir directly.
+            let store = open_store(&rt)?;
+            let registry = engine::registry::Registry::open(&store, &rt.data_dir())?;
+            let names: Vec<&str> = match name {
+                Some(n) => {
+                    if !rt.plugins.iter().any(|p| p.name == n) {
+                        bail!("no plugin named {n:?} in {}", runtime.display());
+                    }
+                    vec![n]
+                }
+                None => rt.plugins.iter().map(|p| p.name.as_str()).collect(),
+            };
+            names.iter().map(|n| engine::supervisor::plugin_status(&store, &registry, n)).collect::<Result<_>>()?
+        }
+    };
+    if json {
+        if name.is_some() {
+            println!("{}", serde_json::to_string_pretty(&statuses[0])?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&statuses)?);
+        }
+    } else {
+        statuses.iter().for_each(print_status);
+    }
+    Ok(())
+}
+
+/// `engine plugin upgrade`: through the running engine, or recorded for the next start.
+fn upgrade(runtime: &Path, name: &str, file: &Path, mode: Mode) -> Result<()> {
+    let rt = Runtime::load(runtime)?;
+    let p = rt
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no plugin named {name:?} in {}", runtime.display()))?;
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let admin = Admin::new(&rt);
+    let mode_s = if mode == Mode::Keep { "keep" } else { "rebuild" };
+    let url = format!("{}/admin/plugins/{name}/upgrade?mode={mode_s}", admin.base);
+    if let Some(out) = admin.call(minreq::post(url).with_body(wasm.clone()), true)? {
+        let out: engine::supervisor::UpgradeOutcome = serde_json::from_value(out)?;
+        match out.mode {
+            Mode::Keep => println!(
+                "{name}: now running version {} from height {} (loaded in {:.1} ms, activated in {:.1} ms)",
+                &out.version[..16],
+                out.height.map_or("-".into(), |h| h.to_string()),
+                out.load_ms,
+                out.activation_ms
+            ),
+            Mode::Rebuild => println!(
+                "{name}: version {} is rebuilding from height {} in the background; it takes over at the tip \
+                 (watch `engine plugin status {name}`)",
+                &out.version[..16],
+                p.start_height
+            ),
+        }
+        return Ok(());
+    }
+    // Not running: validate the code and record it for the next start.
+    let store = open_store(&rt)?;
+    let registry = engine::registry::Registry::open(&store, &rt.data_dir())?;
+    let host = host_for(&rt, p)?;
+    let config = rt.plugin_init_config(p)?;
+    let code = engine::runner::PluginCode::load(&host, name, &wasm, &config, store.undo_window())?;
+    let version = hex::encode(code.version);
+    let hash = registry.put_wasm(&wasm)?;
+    let current = registry.active(name)?;
+    match mode {
+        Mode::Keep => {
+            let namespace = current.map_or(name.to_string(), |a| a.namespace);
+            let height = store.plugin(&namespace).cursor()?.map(|c| c.height);
+            let record =
+                engine::registry::Active { namespace, wasm: hash, version: version.clone(), since_height: height };
+            registry.set_active(name, &record)?;
+            println!(
+                "{name}: the engine is not running; version {} will run from height {height:?} at the next start",
+                &version[..16]
+            );
+        }
+        Mode::Rebuild => {
+            let avoid = current.map_or(name.to_string(), |a| a.namespace);
+            let namespace = engine::registry::Registry::new_namespace(name, &version, &avoid);
+            store.drop_plugin(&namespace)?;
+            registry.set_rebuild(
+                name,
+                Some(&engine::registry::Rebuild { namespace, wasm: hash, version: version.clone() }),
+            )?;
+            println!(
+                "{name}: the engine is not running; version {} will rebuild in the background from the next start",
+                &version[..16]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `engine rewind`: through the running engine, or directly on the data dir.
+fn rewind(runtime: &Path, name: &str, height: u32) -> Result<()> {
+    let rt = Runtime::load(runtime)?;
+    let admin = Admin::new(&rt);
+    let url = format!("{}/admin/plugins/{name}/rewind?height={height}", admin.base);
+    if let Some(out) = admin.call(minreq::post(url), true)? {
+        let out: engine::supervisor::RewindOutcome = serde_json::from_value(out)?;
+        println!(
+            "{name}: rewound {} blocks; now at height {}",
+            out.undone,
+            out.height.map_or("-".into(), |h| h.to_string())
+        );
+        return Ok(());
+    }
+    let spec = specs(&rt)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no plugin named {name:?} in {}", runtime.display()))?;
+    let store = open_store(&rt)?;
+    let registry = engine::registry::Registry::open(&store, &rt.data_dir())?;
+    let mut runner = engine::supervisor::open_plugin(&store, &registry, &spec)?;
+    let mut source = engine::bitcoind::Bitcoind::new(rt.connection()).give_up_after(Duration::from_secs(5));
+    let undone = runner.rewind(height, &mut source)?;
+    if matches!(runner.status()?, Status::Halted { .. }) {
+        runner.store().set_status(&Status::Active)?;
+    }
+    println!(
+        "{name}: rewound {undone} blocks (engine not running); now at height {:?}",
+        runner.cursor()?.map(|c| c.height)
+    );
+    Ok(())
 }

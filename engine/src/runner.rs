@@ -2,46 +2,82 @@
 //! effects (state writes, undo record, cursor, digest, outgoing messages) commit together or
 //! not at all. A fault in the plugin (trap, fuel, timeout, memory) halts that plugin at that
 //! block with the reason recorded; nothing of the failed block is written.
+//!
+//! Confirmations: the plugin's manifest gives a confirmation depth per height. When a new tip
+//! arrives, one store transaction (tied to the tip) runs `apply-block` for every block the tip
+//! made confirmed, oldest first, then `apply-unconfirmed` for the tip if it is not confirmed
+//! yet. The height of the last confirmed block is kept in the plugin's namespace under
+//! [`CONFIRMED_KEY`] (absent = the cursor itself is confirmed), so undoing the tip takes its
+//! confirmations back with everything else.
 
 use crate::follower::Indexer;
-use crate::plugin_api::BlockRef;
-use crate::store::{PluginStore, Status, Store};
-use crate::wasm::{BlockInfo, LoadedPlugin, Manifest, WasmHost};
+use crate::plugin_api::{BlockContext, BlockRef};
+use crate::source::BlockSource;
+use crate::store::{BlockTx, PluginStore, Status};
+use crate::wasm::{BlockInfo, DecodedBlock, LoadedPlugin, Manifest, PluginFault, WasmHost};
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hashes::Hash;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+
+/// Reserved key (in the plugin's namespace) holding the height (u32 big-endian) of the last
+/// confirmed block when it is below the cursor.
+pub const CONFIRMED_KEY: &[u8] = b"\x00engine\x00confirmed";
+
+/// A plugin's code as loaded for one namespace: the compiled component, its manifest, its
+/// content-addressed version.
+pub struct PluginCode {
+    pub plugin: LoadedPlugin,
+    pub manifest: Manifest,
+    /// sha256(sha256(wasm) ‖ config): what `engine plugin status` shows as the version.
+    pub version: [u8; 32],
+}
+
+impl PluginCode {
+    /// Loads `wasm` (or takes it from the compile cache), runs `init(config)` and checks the
+    /// manifest against the store's undo window.
+    pub fn load(host: &WasmHost, name: &str, wasm: &[u8], config: &str, undo_window: u32) -> Result<PluginCode> {
+        let mut plugin = host.load_bytes(wasm).with_context(|| format!("plugin {name}: loading its Wasm"))?;
+        let manifest = plugin.init(config).map_err(|f| anyhow!("plugin {name}: init failed: {f}"))?;
+        manifest.validate(undo_window).map_err(|e| anyhow!("plugin {name}: {e}"))?;
+        Ok(PluginCode { version: version_of(&plugin.content_hash(), config), plugin, manifest })
+    }
+}
+
+/// The content address of a plugin version.
+pub fn version_of(wasm_hash: &[u8; 32], config: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(wasm_hash);
+    h.update(config.as_bytes());
+    h.finalize().into()
+}
 
 pub struct PluginRunner {
     pub name: String,
     pub start_height: u32,
-    /// Content address of this plugin version: sha256(Wasm bytes' hash ‖ init config).
-    pub version: [u8; 32],
     store: PluginStore,
-    plugin: LoadedPlugin,
-    manifest: Manifest,
+    code: PluginCode,
 }
 
 impl PluginRunner {
-    /// Loads (or fetches from the compile cache) the plugin, runs its `init` with `config`, and
-    /// records its version in the store.
+    /// Loads the plugin from a file and records its version (convenience for tools and tests).
     pub fn start(
         host: &WasmHost,
-        store: &Store,
+        store: &crate::store::Store,
         name: &str,
-        wasm: &Path,
+        wasm: &std::path::Path,
         config: &str,
         start_height: u32,
     ) -> Result<PluginRunner> {
-        let mut plugin = host.load(wasm).with_context(|| format!("plugin {name}: loading {}", wasm.display()))?;
-        let manifest = plugin.init(config).map_err(|f| anyhow!("plugin {name}: init failed: {f}"))?;
-        let mut h = Sha256::new();
-        h.update(plugin.content_hash());
-        h.update(config.as_bytes());
-        let version: [u8; 32] = h.finalize().into();
-        let ps = store.plugin(name);
-        ps.set_meta("version", hex::encode(version).as_bytes())?;
-        ps.set_meta("start_height", start_height.to_string().as_bytes())?;
-        Ok(PluginRunner { name: name.to_string(), start_height, version, store: ps, plugin, manifest })
+        let bytes = std::fs::read(wasm).with_context(|| format!("plugin {name}: reading {}", wasm.display()))?;
+        let code = PluginCode::load(host, name, &bytes, config, store.undo_window())?;
+        PluginRunner::new(name, store.plugin(name), code, start_height)
+    }
+
+    /// A runner over namespace `store` with `code`; records the version in the namespace.
+    pub fn new(name: &str, store: PluginStore, code: PluginCode, start_height: u32) -> Result<PluginRunner> {
+        store.set_meta("version", hex::encode(code.version).as_bytes())?;
+        store.set_meta("start_height", start_height.to_string().as_bytes())?;
+        Ok(PluginRunner { name: name.to_string(), start_height, store, code })
     }
 
     pub fn status(&self) -> Result<Status> {
@@ -54,7 +90,219 @@ impl PluginRunner {
     }
 
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        &self.code.manifest
+    }
+
+    pub fn version(&self) -> [u8; 32] {
+        self.code.version
+    }
+
+    pub fn wasm_hash(&self) -> [u8; 32] {
+        self.code.plugin.content_hash()
+    }
+
+    pub fn store(&self) -> &PluginStore {
+        &self.store
+    }
+
+    /// Height of the last confirmed block (None before the first).
+    pub fn confirmed_height(&self) -> Result<Option<u32>> {
+        confirmed_height_of(&self.store)
+    }
+
+    /// Turns the namespace's outbox writes off (a rebuild in the background) or on.
+    pub fn set_muted(&mut self, muted: bool) {
+        if self.store.is_muted() != muted {
+            self.store = self.store.clone().muted(muted);
+        }
+    }
+
+    /// Replaces the code at a block boundary, keeping the namespace (keep-state upgrade). A
+    /// halted plugin becomes active again: the new code gets to retry the block that failed.
+    pub fn swap_code(&mut self, code: PluginCode) -> Result<PluginCode> {
+        self.store.set_meta("version", hex::encode(code.version).as_bytes())?;
+        if matches!(self.store.status()?, Status::Halted { .. }) {
+            self.store.set_status(&Status::Active)?;
+        }
+        Ok(std::mem::replace(&mut self.code, code))
+    }
+
+    /// Moves the cursor back to `height` by undoing blocks newest first (each with the plugin's
+    /// undo hook). Errors without changing anything beyond the blocks already undone if a block
+    /// is beyond the undo window.
+    pub fn rewind(&mut self, height: u32, source: &mut dyn BlockSource) -> Result<u32> {
+        let mut undone = 0;
+        while let Some(c) = self.store.cursor()? {
+            if c.height <= height {
+                break;
+            }
+            if !self.store.can_undo(c.height)? {
+                bail!(
+                    "plugin {}: cannot rewind below height {}: block {} is beyond the undo window of {} blocks",
+                    self.name,
+                    c.height,
+                    c.height,
+                    self.store.store().undo_window()
+                );
+            }
+            self.undo_one(c.block(), source)?;
+            undone += 1;
+        }
+        Ok(undone)
+    }
+
+    fn halt(&self, height: u32, reason: String) -> Result<()> {
+        tracing::error!("plugin {} halted at height {height}: {reason}", self.name);
+        self.store.set_status(&Status::Halted { height, reason })
+    }
+
+    fn confirmed_before(&self, tx: &mut BlockTx) -> Result<Option<u32>> {
+        match tx.get(CONFIRMED_KEY) {
+            Some(v) => decode_height(&v),
+            None => Ok(self.store.cursor()?.map(|c| c.height)),
+        }
+    }
+
+    /// Runs the handlers of a new tip inside `tx` (see the module doc).
+    fn run_tip(
+        &self,
+        tx: &mut BlockTx,
+        tip: &BlockInfo,
+        raw: &[u8],
+        source: &mut dyn BlockSource,
+    ) -> Result<Result<(), PluginFault>> {
+        let decoded = match DecodedBlock::parse(raw) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(PluginFault { kind: crate::wasm::FaultKind::Host, message: e })),
+        };
+        let m = &self.code.manifest;
+        let first = match self.confirmed_before(tx)? {
+            Some(h) => h + 1,
+            None => self.start_height.min(tip.height),
+        };
+        let mut confirmed = first.checked_sub(1);
+        let mut h = first;
+        while h <= tip.height && h as u64 + m.depth_at(h) as u64 - 1 <= tip.height as u64 {
+            let r = if h == tip.height {
+                self.code.plugin.apply_decoded(tx, tip, &decoded, m)
+            } else {
+                let (hash, _) = self.store.digest_at(h)?.ok_or_else(|| {
+                    anyhow!("plugin {}: no history for height {h} (below the undo window?)", self.name)
+                })?;
+                let older = source
+                    .block(&bitcoin::BlockHash::from_byte_array(hash))
+                    .with_context(|| format!("fetching block {h} to confirm it"))?;
+                let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&older[..80.min(older.len())])?;
+                let info =
+                    BlockInfo { height: h, hash, prev_hash: header.prev_blockhash.to_byte_array(), time: header.time };
+                self.code.plugin.apply_block(tx, &info, &older, m)
+            };
+            if let Err(f) = r {
+                return Ok(Err(f));
+            }
+            confirmed = Some(h);
+            h += 1;
+        }
+        if confirmed != Some(tip.height) && m.unconfirmed_blocks {
+            if let Err(f) = self.code.plugin.apply_unconfirmed(tx, tip, &decoded, m) {
+                return Ok(Err(f));
+            }
+        }
+        // Record the confirmed height unless it is the tip (the common depth-1 case writes nothing).
+        let stored = tx.get(CONFIRMED_KEY);
+        match confirmed {
+            Some(c) if c == tip.height => {
+                if stored.is_some() {
+                    tx.delete(CONFIRMED_KEY);
+                }
+            }
+            Some(c) => tx.put(CONFIRMED_KEY, &c.to_be_bytes()),
+            // Nothing confirmed yet.
+            None => tx.put(CONFIRMED_KEY, &[]),
+        }
+        Ok(Ok(()))
+    }
+
+    fn undo_one(&mut self, block: BlockRef, source: &mut dyn BlockSource) -> Result<()> {
+        let info = match source.block(&bitcoin::BlockHash::from_byte_array(block.hash)) {
+            Ok(raw) if raw.len() >= 80 => {
+                let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
+                BlockInfo {
+                    height: block.height,
+                    hash: block.hash,
+                    prev_hash: header.prev_blockhash.to_byte_array(),
+                    time: header.time,
+                }
+            }
+            // The source no longer has it: the hook still learns which block goes.
+            _ => BlockInfo {
+                height: block.height,
+                hash: block.hash,
+                prev_hash: block
+                    .height
+                    .checked_sub(1)
+                    .and_then(|h| self.store.digest_at(h).ok().flatten())
+                    .map_or([0; 32], |x| x.0),
+                time: 0,
+            },
+        };
+        let mut ctx = UndoContext { store: &self.store, publishes: Vec::new(), wrote: false };
+        let r = self.code.plugin.undo_block(&mut ctx, &info);
+        let reason = match (r, ctx.wrote) {
+            (Err(f), _) => Some(format!("undo-block failed: {f}")),
+            (Ok(_), true) => Some("undo-block wrote to the store; it may only publish".to_string()),
+            (Ok(_), false) => None,
+        };
+        if let Some(reason) = reason {
+            self.halt(block.height, reason.clone())?;
+            bail!("plugin {} halted at height {}: {reason}", self.name, block.height);
+        }
+        self.store.undo_block_publishing(block, &ctx.publishes).map(|_| ())
+    }
+}
+
+/// Height of the last confirmed block of a namespace (None before the first).
+pub fn confirmed_height_of(store: &PluginStore) -> Result<Option<u32>> {
+    let Some(c) = store.cursor()? else { return Ok(None) };
+    match store.get(CONFIRMED_KEY)? {
+        Some(v) => decode_height(&v),
+        None => Ok(Some(c.height)),
+    }
+}
+
+/// The confirmed-height record: empty = nothing confirmed yet, else the height (u32 BE).
+fn decode_height(v: &[u8]) -> Result<Option<u32>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(u32::from_be_bytes(v.try_into().map_err(|_| anyhow!("corrupt confirmed-height record"))?)))
+}
+
+/// What `undo-block` sees: the state as of the block being taken back, read-only, plus publish.
+struct UndoContext<'a> {
+    store: &'a PluginStore,
+    publishes: Vec<(String, Vec<u8>)>,
+    wrote: bool,
+}
+
+impl BlockContext for UndoContext<'_> {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.store.get(key).ok().flatten()
+    }
+    fn put(&mut self, _: &[u8], _: &[u8]) {
+        self.wrote = true;
+    }
+    fn delete(&mut self, _: &[u8]) {
+        self.wrote = true;
+    }
+    fn scan_prefix(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.store.scan_prefix(prefix, after, limit).unwrap_or_default()
+    }
+    fn scan_range(&mut self, start: &[u8], end: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.store.scan_range(start, end, limit).unwrap_or_default()
+    }
+    fn publish(&mut self, queue: &str, body: &[u8]) {
+        self.publishes.push((queue.to_string(), body.to_vec()));
     }
 }
 
@@ -63,29 +311,41 @@ impl Indexer for PluginRunner {
         Ok(self.store.cursor()?.map(|c| c.block()))
     }
 
-    fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8]) -> Result<()> {
+    fn apply(&mut self, block: BlockRef, parent: [u8; 32], raw: &[u8], source: &mut dyn BlockSource) -> Result<()> {
         if let Status::Halted { height, reason } = self.store.status()? {
             bail!("plugin {} is halted at height {height}: {reason}", self.name);
         }
         let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
         let info = BlockInfo { height: block.height, hash: block.hash, prev_hash: parent, time: header.time };
         let mut tx = self.store.begin_block(block, parent)?;
-        match self.plugin.apply_block(&mut tx, &info, raw, &self.manifest) {
-            Ok(_) => {
+        match self.run_tip(&mut tx, &info, raw, source)? {
+            Ok(()) => {
                 tx.commit()?;
                 Ok(())
             }
             Err(fault) => {
                 tx.abort();
-                let reason = fault.to_string();
-                self.store.set_status(&Status::Halted { height: block.height, reason: reason.clone() })?;
-                tracing::error!("plugin {} halted at height {}: {reason}", self.name, block.height);
+                self.halt(block.height, fault.to_string())?;
                 Err(anyhow!(fault)).with_context(|| format!("plugin {} halted at height {}", self.name, block.height))
             }
         }
     }
 
-    fn undo(&mut self, block: BlockRef) -> Result<()> {
-        self.store.undo_block(block).map(|_| ())
+    fn undo(&mut self, block: BlockRef, source: &mut dyn BlockSource) -> Result<()> {
+        if !self.store.can_undo(block.height)? {
+            let reason = format!(
+                "reorg deeper than the undo window: block {} at height {} left the best chain but the window keeps \
+                 only the last {} blocks; state is intact at height {}. Raise [engine] undo_window and rebuild \
+                 (`engine plugin upgrade {} FILE --mode rebuild`)",
+                crate::follower::hex_hash(&block.hash),
+                block.height,
+                self.store.store().undo_window(),
+                block.height,
+                self.name
+            );
+            self.halt(block.height, reason.clone())?;
+            bail!("plugin {}: {reason}", self.name);
+        }
+        self.undo_one(block, source)
     }
 }

@@ -14,7 +14,7 @@
 extern crate self as guest_sdk;
 
 /// Version of the host/plugin contract this SDK targets (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Reserved key prefix for watched outpoints: `WATCH_PREFIX ++ txid(32) ++ vout(4, BE)`.
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";
@@ -39,20 +39,24 @@ pub mod bindings {
 }
 
 pub use bindings::phase1::indexer::log::Level;
-pub use bindings::phase1::indexer::types::{BlockInfo, Manifest, Tx};
+pub use bindings::phase1::indexer::types::{BlockInfo, DepthFrom, Manifest, Tx};
 
 /// A plugin's handlers. Associated functions, not methods: each call runs in a fresh instance,
 /// so there is no `self` that could survive from one block to the next.
 pub trait Plugin {
     /// Validates `config` and declares the manifest. Store and queue are unavailable here.
     fn init(config: &str) -> Result<Manifest, String>;
-    /// Applies one block; `txs` passed the manifest's prefilters, in block order.
+    /// Applies one confirmed block; `txs` passed the manifest's prefilters, in block order.
     fn apply_block(block: &BlockInfo, txs: &[Tx]) -> Result<(), String>;
     /// Applies one whole serialized block (only called when the manifest sets `raw_block`).
     fn apply_raw_block(_block: &BlockInfo, _raw: &[u8]) -> Result<(), String> {
         Err("apply-raw-block is not implemented by this plugin".into())
     }
-    /// Notification after the host restored the state to before `block`.
+    /// A new tip that is not confirmed yet (only when the manifest sets `unconfirmed_blocks`).
+    fn apply_unconfirmed(_block: &BlockInfo, _txs: &[Tx]) -> Result<(), String> {
+        Ok(())
+    }
+    /// Called just before the host takes back the tip `block`; may only publish.
     fn undo_block(_block: &BlockInfo) -> Result<(), String> {
         Ok(())
     }
@@ -67,7 +71,8 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
         watch_spends: false,
         all_transactions: false,
         raw_block: false,
-        confirmation_depth: 1,
+        confirmation_depths: Vec::new(),
+        unconfirmed_blocks: false,
     }
 }
 
@@ -102,6 +107,12 @@ macro_rules! export_plugin {
                     raw: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<(), ::std::string::String> {
                     <$plugin as $crate::Plugin>::apply_raw_block(&block, &raw)
+                }
+                fn apply_unconfirmed(
+                    block: $crate::BlockInfo,
+                    txs: ::std::vec::Vec<$crate::Tx>,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    <$plugin as $crate::Plugin>::apply_unconfirmed(&block, &txs)
                 }
                 fn undo_block(block: $crate::BlockInfo) -> ::std::result::Result<(), ::std::string::String> {
                     <$plugin as $crate::Plugin>::undo_block(&block)
@@ -385,6 +396,11 @@ pub mod testing {
         /// Applies a block, delivering `txs` as given (the harness does not prefilter).
         pub fn apply_block<P: Plugin>(&mut self, block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
             self.run(|| P::apply_block(block, txs))
+        }
+
+        /// Delivers an unconfirmed tip block, as the engine does with `unconfirmed_blocks`.
+        pub fn apply_unconfirmed<P: Plugin>(&mut self, block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
+            self.run(|| P::apply_unconfirmed(block, txs))
         }
 
         pub fn undo_block<P: Plugin>(&mut self, block: &BlockInfo) -> Result<(), String> {

@@ -107,8 +107,8 @@ impl BlockTx {
 
         let mut seqs = Vec::with_capacity(self.publishes.len());
         let mut next = w.next_seq;
-        for (q, body) in &self.publishes {
-            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.plugin.name, &self.block, q, body));
+        for (q, body) in self.publishes.iter().filter(|_| !self.plugin.muted) {
+            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.plugin.label, &self.block, q, body));
             seqs.push(next);
             next += 1;
         }

@@ -223,7 +223,13 @@ impl Store {
     /// The namespace of plugin `name` (any string; isolation does not depend on its bytes). Nothing
     /// is written until the namespace is used.
     pub fn plugin(&self, name: &str) -> PluginStore {
-        PluginStore { store: self.clone(), name: name.to_string(), prefix: codec::plugin_prefix(name) }
+        PluginStore {
+            store: self.clone(),
+            name: name.to_string(),
+            prefix: codec::plugin_prefix(name),
+            label: name.to_string(),
+            muted: false,
+        }
     }
 
     /// Names of the namespaces that hold anything (data, cursor, status or metadata), sorted by
@@ -367,6 +373,12 @@ pub struct PluginStore {
     store: Store,
     name: String,
     prefix: Vec<u8>,
+    /// The plugin name written into outbox entries (the namespace name unless relabelled: a
+    /// rebuilt version lives in its own namespace but publishes as the plugin).
+    label: String,
+    /// When set, blocks publish nothing to the outbox (their messages still enter the digest):
+    /// a version rebuilding in the background must not repeat history downstream.
+    muted: bool,
 }
 
 impl std::fmt::Debug for PluginStore {
@@ -385,6 +397,27 @@ fn describe(c: &Option<Cursor>) -> String {
 impl PluginStore {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The same namespace, publishing under `label` in the outbox.
+    pub fn labelled(mut self, label: &str) -> PluginStore {
+        self.label = label.to_string();
+        self
+    }
+
+    /// The same namespace with outbox writes on or off (see the `muted` field).
+    pub fn muted(mut self, muted: bool) -> PluginStore {
+        self.muted = muted;
+        self
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted
+    }
+
+    /// Whether the block at `height` still has its undo record (can be taken back).
+    pub fn can_undo(&self, height: u32) -> Result<bool> {
+        Ok(self.db().get_pinned(codec::height_key(&self.prefix, codec::SUB_UNDO, height))?.is_some())
     }
 
     pub fn store(&self) -> &Store {
@@ -433,6 +466,20 @@ impl PluginStore {
         let _w = self.store.inner.lock();
         let mut batch = WriteBatch::default();
         batch.put(self.key(codec::SUB_META, key.as_bytes()), value);
+        self.store.inner.write(batch)
+    }
+
+    /// Several metadata puts (`Some`) and deletes (`None`) in one synced batch.
+    pub fn set_metas(&self, entries: &[(&str, Option<&[u8]>)]) -> Result<()> {
+        let _w = self.store.inner.lock();
+        let mut batch = WriteBatch::default();
+        for (k, v) in entries {
+            let key = self.key(codec::SUB_META, k.as_bytes());
+            match v {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
         self.store.inner.write(batch)
     }
 
@@ -641,8 +688,8 @@ impl PluginStore {
             }
         }
         let mut next = w.next_seq;
-        for (q, body) in publishes {
-            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.name, &tip.block(), q, body));
+        for (q, body) in publishes.iter().filter(|_| !self.muted) {
+            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.label, &tip.block(), q, body));
             next += 1;
         }
         if next != w.next_seq {

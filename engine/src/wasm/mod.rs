@@ -50,7 +50,7 @@ use crate::plugin_api::BlockContext;
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";
 
 /// Version of the WIT contract this host implements (`phase1:indexer@…`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Identity of the block being applied or undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,10 +92,46 @@ pub struct Manifest {
     pub watch_spends: bool,
     pub all_transactions: bool,
     pub raw_block: bool,
-    pub confirmation_depth: u32,
+    /// (from height, depth), ascending by height; empty = depth 1.
+    pub confirmation_depths: Vec<(u32, u32)>,
+    pub unconfirmed_blocks: bool,
 }
 
 impl Manifest {
+    /// The confirmation depth in force at `height` (at least 1).
+    pub fn depth_at(&self, height: u32) -> u32 {
+        // Below the first entry the first entry's depth applies.
+        let entry = self.confirmation_depths.iter().rev().find(|(from, _)| *from <= height);
+        entry.or(self.confirmation_depths.first()).map_or(1, |(_, d)| (*d).max(1))
+    }
+
+    /// The largest confirmation depth the plugin ever asks for.
+    pub fn max_depth(&self) -> u32 {
+        self.confirmation_depths.iter().map(|(_, d)| *d).max().unwrap_or(1).max(1)
+    }
+
+    /// Checks what the host relies on: depths ascending by height and within the undo window.
+    pub fn validate(&self, undo_window: u32) -> Result<(), String> {
+        for w in self.confirmation_depths.windows(2) {
+            if w[0].0 >= w[1].0 {
+                return Err(format!(
+                    "manifest of {}: confirmation-depths must be strictly ascending by from-height ({} then {})",
+                    self.name, w[0].0, w[1].0
+                ));
+            }
+        }
+        if self.max_depth() > undo_window {
+            return Err(format!(
+                "manifest of {}: confirmation depth {} exceeds the engine's undo window of {} blocks; raise                  [engine] undo_window in the runtime file to at least {}",
+                self.name,
+                self.max_depth(),
+                undo_window,
+                self.max_depth()
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether any prefilter is declared (without one, every transaction is delivered).
     pub fn has_prefilter(&self) -> bool {
         self.all_transactions || self.watch_spends || !self.op_return_prefixes.is_empty()
@@ -111,7 +147,8 @@ impl From<host::types::Manifest> for Manifest {
             watch_spends: m.watch_spends,
             all_transactions: m.all_transactions,
             raw_block: m.raw_block,
-            confirmation_depth: m.confirmation_depth,
+            confirmation_depths: m.confirmation_depths.iter().map(|d| (d.from_height, d.depth)).collect(),
+            unconfirmed_blocks: m.unconfirmed_blocks,
         }
     }
 }
@@ -455,13 +492,38 @@ impl LoadedPlugin {
         Ok(stats)
     }
 
+    /// Calls `apply-unconfirmed` for a new tip that is not confirmed yet (prefilters applied).
+    pub fn apply_unconfirmed(
+        &self,
+        ctx: &mut dyn BlockContext,
+        block: &BlockInfo,
+        decoded: &DecodedBlock<'_>,
+        manifest: &Manifest,
+    ) -> Result<ApplyStats, PluginFault> {
+        let selected = decoded.select(manifest, ctx);
+        let txs: Vec<host::types::Tx> = selected
+            .iter()
+            .map(|&i| host::types::Tx {
+                index: i as u32,
+                txid: decoded.txs[i].compute_txid().to_byte_array().to_vec(),
+                raw: decoded.tx_bytes(i).to_vec(),
+            })
+            .collect();
+        let wit_block = block.to_wit();
+        let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_unconfirmed(&mut *s, &wit_block, &txs))?;
+        stats.txs_delivered = txs.len() as u32;
+        stats.txs_in_block = decoded.txs.len() as u32;
+        Ok(stats)
+    }
+
     fn apply_raw(&self, ctx: &mut dyn BlockContext, block: &BlockInfo, raw: &[u8]) -> Result<ApplyStats, PluginFault> {
         let wit_block = block.to_wit();
         let ((), stats) = self.call(Some(ctx), |p, s| p.call_apply_raw_block(&mut *s, &wit_block, raw))?;
         Ok(stats)
     }
 
-    /// Calls `undo-block` after the store has restored the plugin's state to before `block`.
+    /// Calls `undo-block` before the store takes `block` back (the context should only accept
+    /// publishes; see the WIT).
     pub fn undo_block(&self, ctx: &mut dyn BlockContext, block: &BlockInfo) -> Result<ApplyStats, PluginFault> {
         let wit_block = block.to_wit();
         let ((), stats) = self.call(Some(ctx), |p, s| p.call_undo_block(&mut *s, &wit_block))?;
