@@ -323,7 +323,7 @@ impl Admin {
 
 fn print_status(s: &PluginStatus) {
     let state = match (&s.status[..], s.halted_at, &s.reason) {
-        ("halted", Some(h), Some(r)) => format!("HALTED at {h}: {r}"),
+        ("halted", Some(h), Some(r)) => format!("HALTED at {h}: {}", r.lines().next().unwrap_or_default()),
         (st, _, _) => st.to_string(),
     };
     match s.height {

@@ -8,8 +8,9 @@
 //!   own namespace. Survives restarts (the rebuild resumes); cleared at takeover, in the same
 //!   write that switches `active`.
 //!
-//! The recorded Wasm wins over runtime.toml's file on restart: an upgrade made while running
-//! stays in force (runtime.toml's config is still read at every start).
+//! On restart, an upgrade made with `engine plugin upgrade` stays in force as long as runtime.toml
+//! names the same file content as before; a changed file is taken as the operator's newer
+//! intent (a keep-state switch, logged). runtime.toml's config is read at every start.
 
 use crate::store::{PluginStore, Store};
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,6 +29,11 @@ pub struct Active {
     pub version: String,
     /// Height of the cursor when this version took over (None: from the start).
     pub since_height: Option<u32>,
+    /// sha256 of the Wasm file runtime.toml named when the engine last started: if the file
+    /// changes, the next start switches to it (keeping state); if not, an upgrade made with
+    /// `engine plugin upgrade` stays in force.
+    #[serde(default)]
+    pub runtime_wasm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

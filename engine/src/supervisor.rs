@@ -170,16 +170,24 @@ pub fn open_plugin(store: &Store, registry: &Registry, spec: &PluginSpec) -> Res
     let runtime_hash = registry.put_wasm(&spec.runtime_wasm)?;
     let active = registry.active(name)?;
     let (namespace, wasm_hash) = match &active {
+        Some(a) if a.runtime_wasm.as_deref() == Some(runtime_hash.as_str()) => {
+            if a.wasm != runtime_hash {
+                tracing::info!(
+                    "plugin {name}: runs Wasm {} installed by `engine plugin upgrade` (runtime.toml's file is unchanged)",
+                    &a.wasm[..16]
+                );
+            }
+            (a.namespace.clone(), a.wasm.clone())
+        }
         Some(a) => {
             if a.wasm != runtime_hash {
                 tracing::warn!(
-                    "plugin {name}: runs Wasm {} (installed by `engine plugin upgrade`); runtime.toml's file is {} \
-                     — to run that file instead: `engine plugin upgrade {name} FILE --mode keep|rebuild`",
+                    "plugin {name}: runtime.toml's Wasm changed since the last run ({} → {}); switching to it and                      keeping the state (to re-index instead: `engine plugin upgrade {name} FILE --mode rebuild`)",
                     &a.wasm[..16],
                     &runtime_hash[..16]
                 );
             }
-            (a.namespace.clone(), a.wasm.clone())
+            (a.namespace.clone(), runtime_hash.clone())
         }
         None => (name.clone(), runtime_hash.clone()),
     };
@@ -192,8 +200,8 @@ pub fn open_plugin(store: &Store, registry: &Registry, spec: &PluginSpec) -> Res
         Some(a) if a.version == version => a.since_height,
         Some(a) => {
             tracing::warn!(
-                "plugin {name}: config changed since the last run (version {} → {}); continuing from height {:?} \
-                 with the new config",
+                "plugin {name}: code or config changed since the last run (version {} → {}); continuing from \
+                 height {:?}",
                 &a.version[..16],
                 &version[..16],
                 cursor
@@ -202,7 +210,7 @@ pub fn open_plugin(store: &Store, registry: &Registry, spec: &PluginSpec) -> Res
         }
         None => None,
     };
-    let record = Active { namespace, wasm: wasm_hash, version, since_height };
+    let record = Active { namespace, wasm: wasm_hash, version, since_height, runtime_wasm: Some(runtime_hash) };
     if active.as_ref() != Some(&record) {
         registry.set_active(name, &record)?;
     }
@@ -371,7 +379,8 @@ impl Worker {
                 Ok(Progress::Raced) => {}
                 Err(e) => {
                     if matches!(self.runner.status(), Ok(Status::Halted { .. })) {
-                        tracing::error!("{}: {e:#}", self.name);
+                        // The runner logged the fault in full; status shows it.
+                        tracing::debug!("{}: {e:#}", self.name);
                     } else if !failing {
                         tracing::warn!("{}: {e:#}; retrying every {:?}", self.name, self.poll);
                         failing = true;
@@ -430,8 +439,14 @@ impl Worker {
                 let height = self.runner.cursor()?.map(|c| c.height);
                 let namespace = self.runner.store().name().to_string();
                 self.runner.swap_code(code)?;
-                let record =
-                    Active { namespace, wasm: wasm_hash.clone(), version: version.clone(), since_height: height };
+                let runtime_wasm = self.registry.active(&self.name)?.and_then(|a| a.runtime_wasm);
+                let record = Active {
+                    namespace,
+                    wasm: wasm_hash.clone(),
+                    version: version.clone(),
+                    since_height: height,
+                    runtime_wasm,
+                };
                 self.registry.set_active(&self.name, &record)?;
                 let activation_ms = t1.elapsed().as_secs_f64() * 1e3;
                 tracing::info!(
@@ -544,6 +559,7 @@ impl Worker {
             wasm: shadow.record.wasm.clone(),
             version: shadow.record.version.clone(),
             since_height: height,
+            runtime_wasm: self.registry.active(&self.name)?.and_then(|a| a.runtime_wasm),
         };
         self.registry.take_over(&self.name, &record)?;
         let old = std::mem::replace(&mut self.runner, new);

@@ -62,6 +62,19 @@ pub trait Plugin {
     }
 }
 
+/// Reads a number from a plugin's config: either the whole config (`"100"`) or field `key` of a
+/// JSON object config (`{"height":100}`, which is how `engine run` passes a runtime.toml
+/// `config` table).
+pub fn config_number(config: &str, key: &str) -> Result<u64, String> {
+    let c = config.trim();
+    if c.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(c).map_err(|e| format!("config is not JSON: {e}"))?;
+        v.get(key).and_then(|n| n.as_u64()).ok_or_else(|| format!("config needs a number field {key:?}"))
+    } else {
+        c.parse().map_err(|e| format!("config must be a number ({key}): {e}"))
+    }
+}
+
 /// A manifest with no prefilter (every transaction is delivered) and confirmation depth 1.
 pub fn manifest(name: &str, version: &str) -> Manifest {
     Manifest {

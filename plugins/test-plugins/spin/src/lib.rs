@@ -7,14 +7,14 @@ pub struct Spin;
 
 impl Plugin for Spin {
     fn init(config: &str) -> Result<Manifest, String> {
-        config.trim().parse::<u32>().map_err(|e| format!("config must be a height: {e}"))?;
+        guest_sdk::config_number(config, "height")?;
         let mut m = guest_sdk::manifest("spin", env!("CARGO_PKG_VERSION"));
         m.op_return_prefixes = vec![b"\xfftest-spin".to_vec()];
         Ok(m)
     }
 
     fn apply_block(block: &BlockInfo, _txs: &[Tx]) -> Result<(), String> {
-        let target: u32 = guest_sdk::config().trim().parse().map_err(|e| format!("{e}"))?;
+        let target = guest_sdk::config_number(&guest_sdk::config(), "height")? as u32;
         if block.height == target {
             let mut x: u64 = 0;
             loop {

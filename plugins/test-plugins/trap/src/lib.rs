@@ -6,12 +6,12 @@ use guest_sdk::{store, BlockInfo, Manifest, Plugin, Tx};
 pub struct Trap;
 
 fn target() -> Result<u32, String> {
-    guest_sdk::config().trim().parse().map_err(|e| format!("config must be a height: {e}"))
+    guest_sdk::config_number(&guest_sdk::config(), "height").map(|h| h as u32)
 }
 
 impl Plugin for Trap {
     fn init(config: &str) -> Result<Manifest, String> {
-        config.trim().parse::<u32>().map_err(|e| format!("config must be a height: {e}"))?;
+        guest_sdk::config_number(config, "height")?;
         let mut m = guest_sdk::manifest("trap", env!("CARGO_PKG_VERSION"));
         // A prefix nothing uses: the block still arrives, with no transactions.
         m.op_return_prefixes = vec![b"\xfftest-trap".to_vec()];
