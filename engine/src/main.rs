@@ -433,10 +433,16 @@ fn upgrade(runtime: &Path, name: &str, file: &Path, mode: Mode) -> Result<()> {
     let current = registry.active(name)?;
     match mode {
         Mode::Keep => {
+            let runtime_wasm = current.as_ref().and_then(|a| a.runtime_wasm.clone());
             let namespace = current.map_or(name.to_string(), |a| a.namespace);
             let height = store.plugin(&namespace).cursor()?.map(|c| c.height);
-            let record =
-                engine::registry::Active { namespace, wasm: hash, version: version.clone(), since_height: height };
+            let record = engine::registry::Active {
+                namespace,
+                wasm: hash,
+                version: version.clone(),
+                since_height: height,
+                runtime_wasm,
+            };
             registry.set_active(name, &record)?;
             println!(
                 "{name}: the engine is not running; version {} will run from height {height:?} at the next start",
