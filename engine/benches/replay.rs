@@ -7,7 +7,9 @@
 //!   path — `ReplaySource` (unlinked mode) → `follower::catch_up` → `PluginRunner` → RocksDB
 //!   commit (one fsynced batch per block) — blocks/s and ratio to the baseline of the same run;
 //! - per-block Wasm instantiation (`LoadedPlugin::instantiate_only`), µs;
-//! - a depth-6 reorg (6 undos + 7 applies through `catch_up`), ms.
+//! - a depth-6 reorg (6 undos + 7 applies through `catch_up`), ms;
+//! - plugin upgrade activation (keep mode, code already compiled): `Supervisor::upgrade` round
+//!   trip on a running plugin thread, from the request to the new code serving blocks, ms.
 //!
 //! Then a per-block breakdown of the replays (same path, driven by an instrumented indexer).
 //! Without `../shared/research-data/mainnet/block-864790.bin` the mainnet figures print SKIP.
@@ -36,6 +38,7 @@ const REORG_CHAIN: u32 = 20;
 const NOOP_RATIO_TARGET: f64 = 0.8;
 const INSTANTIATE_TARGET_US: f64 = 50.0;
 const REORG_TARGET_MS: f64 = 100.0;
+const UPGRADE_TARGET_MS: f64 = 200.0;
 
 fn main() -> Result<()> {
     let wasm_dir = build_plugins()?;
@@ -150,6 +153,16 @@ fn main() -> Result<()> {
         "< 100 ms",
         Some(ms < REORG_TARGET_MS),
     ));
+
+    let (total, activation) = upgrade_ms(&host, &noop_wasm, &touch_wasm)?;
+    rows.push(Row::new(
+        "upgrade activation (keep, compiled)",
+        format!("{total:8.1} ms"),
+        "-".into(),
+        "< 200 ms",
+        Some(total < UPGRADE_TARGET_MS),
+    ));
+    rows.push(Row::new("  of which code swap", format!("{activation:8.2} ms"), "-".into(), "-", None));
 
     println!();
     println!("{:<34} {:>18} {:>6}  {:<14} result", "figure", "median", "ratio", "target");
@@ -443,4 +456,54 @@ fn profiled_round(host: &WasmHost, wasm: &Path, blocks: &Path) -> Result<Breakdo
     ix.t.wall = t.elapsed();
     ix.t.source = source.spent;
     Ok(ix.t)
+}
+
+/// Runs a plugin in a real `Supervisor` thread over a 20-block memory chain and upgrades it
+/// (keep mode) back and forth between two already-compiled versions; medians of the whole
+/// request round trip and of the swap itself, ms.
+fn upgrade_ms(host: &WasmHost, a: &Path, b: &Path) -> Result<(f64, f64)> {
+    use engine::fetcher::{FetchConfig, Fetcher};
+    use engine::supervisor::{Mode, PluginSpec, Supervisor};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("state"))?;
+    let registry = engine::registry::Registry::open(&store, dir.path())?;
+    let mut source = MemorySource::new(&block(BlockHash::all_zeros(), 7_000));
+    for salt in 7_001..7_020 {
+        let blk = block(source.tip_hash(), salt);
+        source.push(&blk);
+    }
+    let tip = source.height();
+    let fetcher = Fetcher::new(
+        Arc::new(move || Box::new(source.clone()) as Box<dyn BlockSource>),
+        FetchConfig { prefetch_threads: 0, ..Default::default() },
+    );
+    let (wa, wb) = (std::fs::read(a)?, std::fs::read(b)?);
+    // Both compiled once (the on-disk compile cache) before measuring.
+    host.load_bytes(&wa)?;
+    host.load_bytes(&wb)?;
+    let spec = PluginSpec {
+        name: "p".into(),
+        start_height: 0,
+        config: String::new(),
+        runtime_wasm: wa.clone(),
+        host: host.clone(),
+    };
+    let sup = Supervisor::start(&store, &registry, &fetcher, vec![spec], Duration::from_millis(5))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sup.plugin_status("p")?.height != Some(tip) {
+        anyhow::ensure!(Instant::now() < deadline, "the plugin did not reach the tip");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (mut total, mut swap) = (Vec::new(), Vec::new());
+    for i in 0..2 * ROUNDS {
+        let wasm = if i % 2 == 0 { wb.clone() } else { wa.clone() };
+        let t = Instant::now();
+        let out = sup.upgrade("p", wasm, Mode::Keep)?;
+        total.push(t.elapsed().as_secs_f64() * 1e3);
+        swap.push(out.activation_ms);
+        anyhow::ensure!(out.height == Some(tip), "upgrade at height {:?}, expected {tip}", out.height);
+    }
+    sup.shutdown();
+    Ok((median(&mut total), median(&mut swap)))
 }

@@ -182,7 +182,7 @@ pub fn open_plugin(store: &Store, registry: &Registry, spec: &PluginSpec) -> Res
         Some(a) => {
             if a.wasm != runtime_hash {
                 tracing::warn!(
-                    "plugin {name}: runtime.toml's Wasm changed since the last run ({} → {}); switching to it and                      keeping the state (to re-index instead: `engine plugin upgrade {name} FILE --mode rebuild`)",
+                    "plugin {name}: runtime.toml's Wasm changed since the last run ({} → {}); switching to it and keeping the state (to re-index instead: `engine plugin upgrade {name} FILE --mode rebuild`)",
                     &a.wasm[..16],
                     &runtime_hash[..16]
                 );

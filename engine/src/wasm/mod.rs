@@ -122,7 +122,7 @@ impl Manifest {
         }
         if self.max_depth() > undo_window {
             return Err(format!(
-                "manifest of {}: confirmation depth {} exceeds the engine's undo window of {} blocks; raise                  [engine] undo_window in the runtime file to at least {}",
+                "manifest of {}: confirmation depth {} exceeds the engine's undo window of {} blocks; raise [engine] undo_window in the runtime file to at least {}",
                 self.name,
                 self.max_depth(),
                 undo_window,

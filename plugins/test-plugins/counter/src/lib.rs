@@ -4,6 +4,10 @@
 //! `{"blocks":..,"txs":..,"outputs":..}` running total. Queue `counter`: one JSON message per
 //! block `{"height":..,"hash":..,"txs":..,"outputs":..}`. On undo the host restores the store;
 //! the plugin publishes a compensating `{"undo":height}` message.
+//!
+//! Optional config (JSON): `{"depths":[[from_height,depth],...],"unconfirmed":true}` sets the
+//! confirmation depths; with `unconfirmed`, each unconfirmed tip is recorded as
+//! `unconfirmed/<height, 10 digits>` until its confirmed `apply-block` removes it.
 
 use guest_sdk::{store, BlockInfo, Manifest, Plugin, Tx};
 use serde::{Deserialize, Serialize};
@@ -23,18 +27,41 @@ pub struct Total {
     pub outputs: u64,
 }
 
+pub fn unconfirmed_key(height: u32) -> String {
+    format!("unconfirmed/{height:010}")
+}
+
 pub fn block_key(height: u32) -> String {
     format!("block/{height:010}")
 }
 
 impl Plugin for Counter {
-    fn init(_config: &str) -> Result<Manifest, String> {
+    fn init(config: &str) -> Result<Manifest, String> {
         let mut m = guest_sdk::manifest("counter", env!("CARGO_PKG_VERSION"));
         m.all_transactions = true;
+        if config.trim().starts_with('{') {
+            let c: serde_json::Value = serde_json::from_str(config).map_err(|e| format!("config: {e}"))?;
+            if let Some(depths) = c.get("depths") {
+                let depths: Vec<(u32, u32)> =
+                    serde_json::from_value(depths.clone()).map_err(|e| format!("config.depths: {e}"))?;
+                m.confirmation_depths = depths
+                    .into_iter()
+                    .map(|(from_height, depth)| guest_sdk::DepthFrom { from_height, depth })
+                    .collect();
+            }
+            m.unconfirmed_blocks = c.get("unconfirmed").and_then(|u| u.as_bool()).unwrap_or(false);
+        }
         Ok(m)
     }
 
+    fn apply_unconfirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
+        store::put_json(unconfirmed_key(block.height), &txs.len())
+    }
+
     fn apply_block(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
+        if store::get(unconfirmed_key(block.height)).is_some() {
+            store::delete(unconfirmed_key(block.height));
+        }
         let mut count = BlockCount::default();
         for tx in txs {
             let decoded = guest_sdk::tx::decode(tx)?;
