@@ -481,14 +481,14 @@ impl LoadedPlugin {
             .iter()
             .map(|&i| host::types::Tx {
                 index: i as u32,
-                txid: decoded.txs[i].compute_txid().to_byte_array().to_vec(),
+                txid: decoded.txid(i).to_byte_array().to_vec(),
                 raw: decoded.tx_bytes(i).to_vec(),
             })
             .collect();
         let wit_block = block.to_wit();
         let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_block(&mut *s, &wit_block, &txs))?;
         stats.txs_delivered = txs.len() as u32;
-        stats.txs_in_block = decoded.txs.len() as u32;
+        stats.txs_in_block = decoded.len() as u32;
         Ok(stats)
     }
 
@@ -505,14 +505,14 @@ impl LoadedPlugin {
             .iter()
             .map(|&i| host::types::Tx {
                 index: i as u32,
-                txid: decoded.txs[i].compute_txid().to_byte_array().to_vec(),
+                txid: decoded.txid(i).to_byte_array().to_vec(),
                 raw: decoded.tx_bytes(i).to_vec(),
             })
             .collect();
         let wit_block = block.to_wit();
         let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_unconfirmed(&mut *s, &wit_block, &txs))?;
         stats.txs_delivered = txs.len() as u32;
-        stats.txs_in_block = decoded.txs.len() as u32;
+        stats.txs_in_block = decoded.len() as u32;
         Ok(stats)
     }
 

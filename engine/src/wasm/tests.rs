@@ -450,7 +450,7 @@ fn measure_instantiation_and_apply() {
         let t = Instant::now();
         let d = DecodedBlock::parse(&raw).unwrap();
         let sel = d.select(&manifest, &mut MemCtx::default());
-        let txs: Vec<_> = sel.iter().map(|&i| (d.txs[i].compute_txid(), d.tx_bytes(i).to_vec())).collect();
+        let txs: Vec<_> = sel.iter().map(|&i| (d.txid(i), d.tx_bytes(i).to_vec())).collect();
         std::hint::black_box(&txs);
         host_prep.push(t.elapsed());
     }
