@@ -44,12 +44,20 @@ struct TxLayout {
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
+    /// The transaction being read (for error messages; None in the block header part).
+    tx: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
+    fn err(&self, what: &str, problem: &str) -> String {
+        match self.tx {
+            Some(i) => format!("tx {i} {what}: {problem} (byte {})", self.pos),
+            None => format!("{what}: {problem} (byte {})", self.pos),
+        }
+    }
     fn need(&self, n: usize, what: &str) -> Result<(), String> {
         if self.b.len() - self.pos < n {
-            return Err(format!("{what}: truncated at byte {}", self.pos));
+            return Err(self.err(what, "truncated"));
         }
         Ok(())
     }
@@ -72,21 +80,21 @@ impl<'a> Reader<'a> {
             0xff => {
                 let v = u64::from_le_bytes(self.bytes(8, what)?.try_into().expect("8 bytes"));
                 if v < 0x1_0000_0000 {
-                    return Err(format!("{what}: non-minimal compact size"));
+                    return Err(self.err(what, "non-minimal compact size"));
                 }
                 v
             }
             0xfe => {
                 let v = u32::from_le_bytes(self.bytes(4, what)?.try_into().expect("4 bytes")) as u64;
                 if v < 0x1_0000 {
-                    return Err(format!("{what}: non-minimal compact size"));
+                    return Err(self.err(what, "non-minimal compact size"));
                 }
                 v
             }
             0xfd => {
                 let v = u16::from_le_bytes(self.bytes(2, what)?.try_into().expect("2 bytes")) as u64;
                 if v < 0xfd {
-                    return Err(format!("{what}: non-minimal compact size"));
+                    return Err(self.err(what, "non-minimal compact size"));
                 }
                 v
             }
@@ -98,7 +106,7 @@ impl<'a> Reader<'a> {
     fn count(&mut self, min_size: usize, what: &str) -> Result<u64, String> {
         let n = self.compact(what)?;
         if n.saturating_mul(min_size as u64) > (self.b.len() - self.pos) as u64 {
-            return Err(format!("{what}: count {n} impossible for the bytes left"));
+            return Err(self.err(what, &format!("count {n} impossible for the bytes left")));
         }
         Ok(n)
     }
@@ -109,51 +117,51 @@ impl<'a> Reader<'a> {
 }
 
 fn scan_tx(r: &mut Reader<'_>, i: u64) -> Result<TxLayout, String> {
-    let what = |part: &str| format!("tx {i} {part}");
+    r.tx = Some(i);
     let start = r.pos;
-    r.skip(4, &what("version"))?;
+    r.skip(4, "version")?;
     let mut segwit = false;
     if r.b.get(r.pos) == Some(&0) {
         // Segwit marker; the flag must be 1.
-        r.skip(1, &what("marker"))?;
-        if r.u8(&what("flag"))? != 1 {
-            return Err(what("has an unknown segwit flag"));
+        r.skip(1, "marker")?;
+        if r.u8("flag")? != 1 {
+            return Err(r.err("flag", "unknown segwit flag"));
         }
         segwit = true;
     }
     let body_start = r.pos;
-    let n_inputs = r.count(41, &what("input count"))?;
+    let n_inputs = r.count(41, "input count")?;
     let in_start = r.pos;
     for _ in 0..n_inputs {
-        r.skip(36, &what("prevout"))?;
-        r.var_bytes(&what("script_sig"))?;
-        r.skip(4, &what("sequence"))?;
+        r.skip(36, "prevout")?;
+        r.var_bytes("script_sig")?;
+        r.skip(4, "sequence")?;
     }
     let in_end = r.pos;
-    let n_outputs = r.count(9, &what("output count"))?;
+    let n_outputs = r.count(9, "output count")?;
     let out_start = r.pos;
     for _ in 0..n_outputs {
-        r.skip(8, &what("value"))?;
-        r.var_bytes(&what("script_pubkey"))?;
+        r.skip(8, "value")?;
+        r.var_bytes("script_pubkey")?;
     }
     let body_end = r.pos;
     if segwit {
         if n_inputs == 0 {
-            return Err(what("has the segwit flag but no inputs"));
+            return Err(r.err("inputs", "segwit flag but no inputs"));
         }
         let mut any = false;
         for _ in 0..n_inputs {
-            let items = r.count(1, &what("witness count"))?;
+            let items = r.count(1, "witness count")?;
             any |= items > 0;
             for _ in 0..items {
-                r.var_bytes(&what("witness item"))?;
+                r.var_bytes("witness item")?;
             }
         }
         if !any {
-            return Err(what("has the segwit flag but no witness"));
+            return Err(r.err("witness", "segwit flag but no witness"));
         }
     }
-    r.skip(4, &what("lock time"))?;
+    r.skip(4, "lock time")?;
     Ok(TxLayout {
         all: start..r.pos,
         body: body_start..body_end,
@@ -171,12 +179,13 @@ impl<'a> DecodedBlock<'a> {
         }
         let header: bitcoin::block::Header =
             bitcoin::consensus::deserialize(&raw[..80]).map_err(|e| format!("block header: {e}"))?;
-        let mut r = Reader { b: raw, pos: 80 };
+        let mut r = Reader { b: raw, pos: 80, tx: None };
         let count = r.count(10, "tx count")?;
         let mut txs = Vec::with_capacity(count as usize);
         for i in 0..count {
             txs.push(scan_tx(&mut r, i)?);
         }
+        r.tx = None;
         if r.pos != raw.len() {
             return Err(format!("{} trailing bytes after the last transaction", raw.len() - r.pos));
         }
@@ -225,7 +234,7 @@ impl<'a> DecodedBlock<'a> {
 
     /// Calls `f` with each output script of `t` until it returns true.
     fn any_output(&self, t: &TxLayout, mut f: impl FnMut(&Script) -> bool) -> bool {
-        let mut r = Reader { b: &self.raw[..t.outputs.end], pos: t.outputs.start };
+        let mut r = Reader { b: &self.raw[..t.outputs.end], pos: t.outputs.start, tx: None };
         for _ in 0..t.n_outputs {
             r.pos += 8;
             let script = r.var_bytes("script").expect("the layout was checked by parse");
@@ -238,7 +247,7 @@ impl<'a> DecodedBlock<'a> {
 
     /// Calls `f` with each input's prevout (36 bytes: txid, vout LE) of `t` until it returns true.
     fn any_prevout(&self, t: &TxLayout, mut f: impl FnMut(&[u8]) -> bool) -> bool {
-        let mut r = Reader { b: &self.raw[..t.inputs.end], pos: t.inputs.start };
+        let mut r = Reader { b: &self.raw[..t.inputs.end], pos: t.inputs.start, tx: None };
         for _ in 0..t.n_inputs {
             let prevout = r.bytes(36, "prevout").expect("checked");
             r.var_bytes("script_sig").expect("checked");
