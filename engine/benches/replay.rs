@@ -14,18 +14,19 @@
 //! Then a per-block breakdown of the replays (same path, driven by an instrumented indexer).
 //! Without `../shared/research-data/mainnet/block-864790.bin` the mainnet figures print SKIP.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use bitcoin::block::{Header, Version};
+use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, CompactTarget, Transaction, TxMerkleNode};
+use bitcoin::{Block, BlockHash};
 use engine::follower::{self, Indexer};
 use engine::plugin_api::{BlockContext, BlockRef};
 use engine::runner::{PluginRunner, CONFIRMED_KEY};
 use engine::source::{BlockSource, MemorySource, ReplaySource};
 use engine::store::{PluginStore, Store};
+use engine::testing::block;
 use engine::wasm::{BlockInfo, DecodedBlock, Limits, LoadedPlugin, Manifest, WasmHost};
 
 /// Copies of the mainnet block replayed per round.
@@ -41,7 +42,7 @@ const REORG_TARGET_MS: f64 = 100.0;
 const UPGRADE_TARGET_MS: f64 = 200.0;
 
 fn main() -> Result<()> {
-    let wasm_dir = build_plugins()?;
+    let wasm_dir = engine::testing::test_plugins_dir();
     let noop_wasm = wasm_dir.join("noop.wasm");
     let touch_wasm = wasm_dir.join("touch.wasm");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-bench-cwasm");
@@ -205,25 +206,6 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Builds the benchmark plugins for wasm32-wasip2 (as the engine's tests do); returns their directory.
-fn build_plugins() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let status = std::process::Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "noop", "-p", "touch"])
-        .status()
-        .context("running cargo to build the benchmark plugins")?;
-    if !status.success() {
-        anyhow::bail!(
-            "building the benchmark plugins failed ({status}); run `cargo build --release --target wasm32-wasip2 \
-             -p noop -p touch` in {}",
-            root.display()
-        );
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    Ok(target.join("wasm32-wasip2").join("release"))
-}
-
-/// `deserialize::<Block>` + every txid, `n` times over the same bytes; blocks/s.
 fn baseline_round(raw: &[u8], n: usize) -> f64 {
     let t = Instant::now();
     for _ in 0..n {
@@ -274,30 +256,6 @@ fn instantiation_after_decode_us(host: &WasmHost, wasm: &Path, raw: &[u8]) -> Re
 }
 
 /// A small regtest-style block: one coinbase made unique by `salt`.
-fn block(prev: BlockHash, salt: u32) -> Block {
-    let mut coinbase: Transaction = bitcoin::consensus::deserialize(
-        &hex::decode(
-            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0401020304ffffffff0100f2052a010000000000000000",
-        )
-        .expect("hex"),
-    )
-    .expect("coinbase");
-    coinbase.lock_time = bitcoin::absolute::LockTime::from_consensus(salt);
-    let mut b = Block {
-        header: Header {
-            version: Version::TWO,
-            prev_blockhash: prev,
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: salt,
-            bits: CompactTarget::from_consensus(0x207fffff),
-            nonce: salt,
-        },
-        txdata: vec![coinbase],
-    };
-    b.header.merkle_root = b.compute_merkle_root().expect("merkle root");
-    b
-}
-
 /// Applies a chain of `REORG_CHAIN` small blocks with the touch plugin, replaces its last
 /// `REORG_DEPTH` blocks with `REORG_DEPTH + 1` new ones and times the `catch_up` that handles it; ms.
 fn reorg_ms(host: &WasmHost, wasm: &Path, rep: u32) -> Result<f64> {

@@ -104,8 +104,7 @@ pub fn hex_hash(hash: &[u8; 32]) -> String {
 mod tests {
     use super::*;
     use crate::source::MemorySource;
-    use bitcoin::block::{Header, Version};
-    use bitcoin::{Block, CompactTarget, Transaction, TxMerkleNode};
+    use crate::testing::block;
 
     /// An indexer that checks the delivery invariants and whose state is the list of applied
     /// blocks, so it must end equal to the source's best chain.
@@ -139,26 +138,6 @@ mod tests {
             self.applied.pop();
             Ok(())
         }
-    }
-
-    fn block(prev: BlockHash, salt: u32) -> Block {
-        let mut coinbase: Transaction = bitcoin::consensus::deserialize(&hex::decode(
-            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0401020304ffffffff0100f2052a010000000000000000",
-        ).unwrap()).unwrap();
-        coinbase.lock_time = bitcoin::absolute::LockTime::from_consensus(salt);
-        let mut b = Block {
-            header: Header {
-                version: Version::TWO,
-                prev_blockhash: prev,
-                merkle_root: TxMerkleNode::all_zeros(),
-                time: salt,
-                bits: CompactTarget::from_consensus(0x207fffff),
-                nonce: salt,
-            },
-            txdata: vec![coinbase],
-        };
-        b.header.merkle_root = b.compute_merkle_root().unwrap();
-        b
     }
 
     fn best_chain(s: &mut MemorySource) -> Vec<BlockRef> {

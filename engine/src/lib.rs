@@ -12,6 +12,8 @@ pub mod runtime;
 pub mod source;
 pub mod store;
 pub mod supervisor;
+#[doc(hidden)]
+pub mod testing;
 pub mod wasm;
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename).

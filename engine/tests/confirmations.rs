@@ -1,60 +1,11 @@
 //! Per-height confirmation depths and the unconfirmed window, through the real runner, store
 //! and Wasm host (the `counter` test plugin configured with depths), over in-memory chains.
 
-use bitcoin::block::{Header, Version};
-use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, CompactTarget, Transaction, TxMerkleNode};
 use engine::follower::catch_up;
 use engine::runner::PluginRunner;
-use engine::source::MemorySource;
 use engine::store::{Status, Store, StoreConfig};
+use engine::testing::{block, chain};
 use engine::wasm::{Limits, WasmHost};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-fn counter_wasm() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        let status = std::process::Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "counter"])
-            .status()
-            .expect("running cargo");
-        assert!(status.success(), "building the counter test plugin failed (see scripts/install-deps.sh)");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-        target.join("wasm32-wasip2/release/counter.wasm")
-    })
-}
-
-fn block(prev: BlockHash, salt: u32) -> Block {
-    let mut coinbase: Transaction = bitcoin::consensus::deserialize(&hex::decode(
-        "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0401020304ffffffff0100f2052a010000000000000000",
-    ).unwrap()).unwrap();
-    coinbase.lock_time = bitcoin::absolute::LockTime::from_consensus(salt);
-    let mut b = Block {
-        header: Header {
-            version: Version::TWO,
-            prev_blockhash: prev,
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: salt,
-            bits: CompactTarget::from_consensus(0x207fffff),
-            nonce: salt,
-        },
-        txdata: vec![coinbase],
-    };
-    b.header.merkle_root = b.compute_merkle_root().unwrap();
-    b
-}
-
-fn chain(n: u32, salt0: u32) -> MemorySource {
-    let mut s = MemorySource::new(&block(BlockHash::all_zeros(), salt0));
-    for i in 1..=n {
-        let b = block(s.tip_hash(), salt0 + i);
-        s.push(&b);
-    }
-    s
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -66,7 +17,8 @@ fn fixture(config: &str, undo_window: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(&dir.path().join("state"), StoreConfig { undo_window }).unwrap();
     let host = WasmHost::new(&dir.path().join("cache"), Limits::default()).unwrap();
-    let runner = PluginRunner::start(&host, &store, "counter", counter_wasm(), config, 0).unwrap();
+    let runner =
+        PluginRunner::start(&host, &store, "counter", &engine::testing::test_plugin("counter"), config, 0).unwrap();
     Fixture { _dir: dir, store, runner }
 }
 
@@ -174,8 +126,15 @@ fn a_confirmation_depth_beyond_the_undo_window_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(&dir.path().join("state"), StoreConfig { undo_window: 5 }).unwrap();
     let host = WasmHost::new(&dir.path().join("cache"), Limits::default()).unwrap();
-    let err = PluginRunner::start(&host, &store, "counter", counter_wasm(), r#"{"depths":[[0,10]]}"#, 0)
-        .err()
-        .expect("refused");
+    let err = PluginRunner::start(
+        &host,
+        &store,
+        "counter",
+        &engine::testing::test_plugin("counter"),
+        r#"{"depths":[[0,10]]}"#,
+        0,
+    )
+    .err()
+    .expect("refused");
     assert!(format!("{err:#}").contains("raise [engine] undo_window"), "{err:#}");
 }

@@ -354,6 +354,19 @@ impl WasmHost {
     }
 }
 
+/// The block's transactions that pass the manifest's prefilters, as they cross into Wasm.
+fn selected_txs(decoded: &DecodedBlock<'_>, manifest: &Manifest, ctx: &mut dyn BlockContext) -> Vec<host::types::Tx> {
+    decoded
+        .select(manifest, ctx)
+        .into_iter()
+        .map(|i| host::types::Tx {
+            index: i as u32,
+            txid: decoded.txid(i).to_byte_array().to_vec(),
+            raw: decoded.tx_bytes(i).to_vec(),
+        })
+        .collect()
+}
+
 /// A compiled plugin ready to be instantiated per call.
 pub struct LoadedPlugin {
     shared: Arc<Shared>,
@@ -476,15 +489,7 @@ impl LoadedPlugin {
         if manifest.raw_block {
             return self.apply_raw(ctx, block, decoded.raw());
         }
-        let selected = decoded.select(manifest, ctx);
-        let txs: Vec<host::types::Tx> = selected
-            .iter()
-            .map(|&i| host::types::Tx {
-                index: i as u32,
-                txid: decoded.txid(i).to_byte_array().to_vec(),
-                raw: decoded.tx_bytes(i).to_vec(),
-            })
-            .collect();
+        let txs = selected_txs(decoded, manifest, ctx);
         let wit_block = block.to_wit();
         let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_block(&mut *s, &wit_block, &txs))?;
         stats.txs_delivered = txs.len() as u32;
@@ -500,15 +505,7 @@ impl LoadedPlugin {
         decoded: &DecodedBlock<'_>,
         manifest: &Manifest,
     ) -> Result<ApplyStats, PluginFault> {
-        let selected = decoded.select(manifest, ctx);
-        let txs: Vec<host::types::Tx> = selected
-            .iter()
-            .map(|&i| host::types::Tx {
-                index: i as u32,
-                txid: decoded.txid(i).to_byte_array().to_vec(),
-                raw: decoded.tx_bytes(i).to_vec(),
-            })
-            .collect();
+        let txs = selected_txs(decoded, manifest, ctx);
         let wit_block = block.to_wit();
         let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_unconfirmed(&mut *s, &wit_block, &txs))?;
         stats.txs_delivered = txs.len() as u32;

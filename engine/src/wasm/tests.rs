@@ -10,7 +10,6 @@ use bitcoin::transaction::Version;
 use bitcoin::{Amount, Block, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// One recorded write, in order.
@@ -75,37 +74,8 @@ impl MemCtx {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-const PLUGINS: [&str; 4] = ["counter", "trap", "spin", "hog"];
-
-/// Builds the test plugins once per test process; returns the directory of the .wasm files.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = workspace_root();
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.current_dir(&root).args(["build", "--release", "--target", "wasm32-wasip2"]);
-        for p in PLUGINS {
-            cmd.args(["-p", p]);
-        }
-        let status = cmd.status().unwrap_or_else(|e| panic!("could not run cargo to build the test plugins: {e}"));
-        assert!(
-            status.success(),
-            "building the test plugins failed ({status}); run `cargo build --release --target wasm32-wasip2 \
-             -p counter -p trap -p spin -p hog` in {} (needs the wasm32-wasip2 target, clang and wasi-libc: \
-             scripts/install-deps.sh)",
-            root.display()
-        );
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-        target.join("wasm32-wasip2").join("release")
-    })
-}
-
 fn plugin_path(name: &str) -> PathBuf {
-    plugin_dir().join(format!("{name}.wasm"))
+    crate::testing::test_plugin(name)
 }
 
 fn mainnet_block() -> Option<Vec<u8>> {
