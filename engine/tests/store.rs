@@ -518,12 +518,14 @@ fn outbox_order_reopen_ack_and_undo() {
     let p = store.outbox_pending(100).unwrap();
     assert_eq!(p.len(), 1);
     assert!(p[0].seq > last);
-    // drop_plugin removes its pending entries too.
+    // drop_plugin keeps committed messages: they are delivered whatever happens to the namespace.
     let mut t = y.begin_block(b3, b2.hash).unwrap();
     t.publish("q1", b"y3");
     t.commit().unwrap();
     store.drop_plugin("y").unwrap();
-    assert!(store.outbox_pending(100).unwrap().is_empty());
+    assert!(store.plugin("y").cursor().unwrap().is_none());
+    let bodies: Vec<Vec<u8>> = store.outbox_pending(100).unwrap().into_iter().map(|e| e.body).collect();
+    assert_eq!(bodies, vec![b"y2".to_vec(), b"y3".to_vec()]);
 }
 
 /// State of the crash-test namespace, for comparison.

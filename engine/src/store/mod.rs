@@ -254,25 +254,19 @@ impl Store {
         Ok(names)
     }
 
-    /// Deletes namespace `name` entirely (data, cursor, undo, history, status, metadata) and its
-    /// pending outbox entries, in one synced batch.
+    /// Deletes namespace `name` entirely (data, cursor, undo, history, status, metadata) in one
+    /// synced batch. Its committed outbox messages stay: they belong to the blocks that produced
+    /// them and are delivered whatever happens to the namespace later (a rebuilt version taking
+    /// over, a plugin removed).
     pub fn drop_plugin(&self, name: &str) -> Result<()> {
         let inner = &self.inner;
-        let w = inner.lock();
+        let _w = inner.lock();
         let prefix = codec::plugin_prefix(name);
         let end = codec::prefix_successor(&prefix).expect("plugin prefix starts with 'p'");
         let mut batch = WriteBatch::default();
         batch.delete_range(&prefix, &end);
-        let mut dropped = 0usize;
-        self.for_each_outbox(w.outbox_floor, u64::MAX, |seq, e| {
-            if e.plugin == name {
-                batch.delete(codec::outbox_key(seq));
-                dropped += 1;
-            }
-            true
-        })?;
         inner.write(batch).with_context(|| format!("dropping plugin {name:?}"))?;
-        tracing::info!(plugin = name, pending_outbox_dropped = dropped, "dropped plugin namespace");
+        tracing::info!(plugin = name, "dropped plugin namespace");
         Ok(())
     }
 

@@ -1,0 +1,627 @@
+//! Helpers for the acceptance tests: a real `regtest-node` process, a real `engine` process with
+//! its runtime file and data dir in a temporary directory, the test plugins built for
+//! wasm32-wasip2, and a small deterministic random generator.
+//!
+//! When a test panics while an [`Engine`] or a [`Node`] is alive, its `Drop` prints the tail of
+//! the process log (shown by the test harness with the failure).
+#![allow(dead_code)]
+
+use bitcoin::base64::Engine as _;
+use engine::store::{OutboxEntry, Store};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "u";
+pub const PASS: &str = "p";
+
+/// How long a test waits for an engine to reach a condition (e.g. the node's tip).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub use engine::testing::workspace_root;
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The path of a test plugin's Wasm component (`counter`, `trap`, `spin`, `hog`, `touch`, `noop`),
+/// built on first use.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    engine::testing::test_plugin(name)
+}
+
+/// `wasm` with a custom section appended: a different file (so a different version) with the
+/// same behaviour.
+pub fn wasm_variant(wasm: &Path, tag: &str, out: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(wasm).unwrap();
+    let name = b"acceptance-variant";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    assert!(payload.len() < 128, "keep the tag short (one-byte LEB128 length)");
+    bytes.push(0); // custom section id
+    bytes.push(payload.len() as u8);
+    bytes.extend_from_slice(&payload);
+    std::fs::write(out, bytes).unwrap();
+    out.to_path_buf()
+}
+
+/// The `regtest-node` binary (built once if missing).
+pub fn node_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = target_dir().join("release").join("regtest-node");
+        if !bin.is_file() {
+            let status = Command::new(env!("CARGO"))
+                .current_dir(workspace_root())
+                .args(["build", "--release", "-p", "regtest-node"])
+                .status()
+                .expect("running cargo");
+            assert!(status.success(), "building regtest-node failed ({status})");
+        }
+        bin
+    })
+}
+
+pub fn engine_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_engine")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// xorshift64*: reproducible randomness; the seed comes from `ACCEPTANCE_SEED` or the clock and
+/// is printed so a failing run can be repeated.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(test: &str) -> Rng {
+        let seed = std::env::var("ACCEPTANCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        eprintln!("{test}: ACCEPTANCE_SEED={seed}");
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what` and `context()`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    context: impl Fn() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node
+
+/// A `regtest-node` process on a free loopback port with its own datadir. Can be stopped and
+/// started again on the same datadir and port. Dropping it kills the process.
+pub struct Node {
+    child: Option<Child>,
+    pub datadir: PathBuf,
+    pub port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+static ADDRESS_SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// A fresh valid regtest address (P2WSH of a unique script): blocks mined after an
+/// `invalidateblock` never repeat an invalidated block.
+pub fn fresh_address() -> String {
+    let n = ADDRESS_SEQ.fetch_add(1, Ordering::Relaxed);
+    let script = bitcoin::ScriptBuf::from_bytes([&[0x04][..], &n.to_le_bytes()[..], &[0x75, 0x51][..]].concat());
+    bitcoin::Address::p2wsh(&script, bitcoin::Network::Regtest).to_string()
+}
+
+impl Node {
+    pub fn start() -> Node {
+        let tmp = tempfile::Builder::new().prefix("acceptance-node").tempdir().unwrap();
+        let mut node = Node { child: None, datadir: tmp.path().join("node"), port: free_port(), _tmp: tmp };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the node is already running");
+        std::fs::create_dir_all(&self.datadir).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(node_binary())
+            .args([
+                "-regtest".to_string(),
+                format!("-datadir={}", self.datadir.display()),
+                format!("-rpcport={}", self.port),
+                format!("-rpcuser={USER}"),
+                format!("-rpcpassword={PASS}"),
+                "-fallbackfee=0.0002".to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("regtest-node runs");
+        self.child = Some(child);
+        wait_until(
+            "the node to answer RPC",
+            Duration::from_secs(60),
+            || self.log_tail(),
+            || self.rpc("getblockcount", json!([])).ok(),
+        );
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.datadir.join("node.log")
+    }
+
+    pub fn log_tail(&self) -> String {
+        format!("--- node log tail ({}) ---\n{}", self.log_path().display(), strip_ansi(&tail(&self.log_path(), 20)))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One JSON-RPC call; `Err` carries a transport error or the node's error object.
+    pub fn rpc(&self, method: &str, params: Value) -> Result<Value, String> {
+        let body = json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}).to_string();
+        let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"));
+        let resp = minreq::post(self.url())
+            .with_header("Authorization", format!("Basic {auth}"))
+            .with_header("Content-Type", "application/json")
+            .with_body(body)
+            .with_timeout(60)
+            .send()
+            .map_err(|e| format!("{method}: {e}"))?;
+        let v: Value = serde_json::from_slice(resp.as_bytes())
+            .map_err(|e| format!("{method}: HTTP {} non-JSON answer: {e}", resp.status_code))?;
+        if !v["error"].is_null() {
+            return Err(format!("{method}: {}", v["error"]));
+        }
+        Ok(v["result"].clone())
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.rpc(method, params).unwrap_or_else(|e| panic!("node RPC failed: {e}\n{}", self.log_tail()))
+    }
+
+    pub fn height(&self) -> u32 {
+        self.call("getblockcount", json!([])).as_u64().unwrap() as u32
+    }
+
+    pub fn hash_at(&self, height: u32) -> String {
+        self.call("getblockhash", json!([height])).as_str().unwrap().to_string()
+    }
+
+    /// (height, hash) of the best block.
+    pub fn tip(&self) -> (u32, String) {
+        loop {
+            let h = self.height();
+            // A block can arrive between the two calls; the hash at h is still the best chain's.
+            if let Ok(v) = self.rpc("getblockhash", json!([h])) {
+                return (h, v.as_str().unwrap().to_string());
+            }
+        }
+    }
+
+    /// The best chain's hashes at heights 0..=tip.
+    pub fn chain(&self) -> Vec<String> {
+        (0..=self.height()).map(|h| self.hash_at(h)).collect()
+    }
+
+    /// Mines `n` blocks (to a fresh address); returns their hashes.
+    pub fn generate(&self, n: u32) -> Vec<String> {
+        let v = self.call("generatetoaddress", json!([n, fresh_address()]));
+        v.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+    }
+
+    pub fn invalidate(&self, hash: &str) {
+        self.call("invalidateblock", json!([hash]));
+    }
+
+    /// Invalidates the last `depth` blocks and mines `new_blocks` on the fork point.
+    pub fn reorg(&self, depth: u32, new_blocks: u32) {
+        let tip = self.height();
+        assert!(depth >= 1 && depth <= tip, "reorg depth {depth} at height {tip}");
+        self.invalidate(&self.hash_at(tip - depth + 1));
+        assert_eq!(self.height(), tip - depth, "invalidateblock did not take the tip back");
+        if new_blocks > 0 {
+            self.generate(new_blocks);
+        }
+    }
+
+    /// `stop` over RPC, then waits for the process to exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("the node is running");
+        self.rpc("stop", json!([])).unwrap_or_else(|e| panic!("stop: {e}\n{}", self.log_tail()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "node exited with {status}\n{}", self.log_tail());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("node did not stop within 30 s\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again on the same datadir and port.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+
+/// One `[[plugin]]` of the runtime file.
+#[derive(Clone, Debug)]
+pub struct PluginDef {
+    pub name: String,
+    pub wasm: PathBuf,
+    pub start_height: u32,
+    /// Extra TOML lines for the section (`config = {...}`, `limits = {...}`).
+    pub extra: String,
+}
+
+impl PluginDef {
+    pub fn new(name: &str, wasm: &Path) -> PluginDef {
+        PluginDef { name: name.to_string(), wasm: wasm.to_path_buf(), start_height: 0, extra: String::new() }
+    }
+
+    /// A test plugin under its own name.
+    pub fn test(name: &str) -> PluginDef {
+        PluginDef::new(name, &plugin_wasm(name))
+    }
+
+    pub fn with(mut self, line: &str) -> PluginDef {
+        self.extra.push_str(line);
+        self.extra.push('\n');
+        self
+    }
+}
+
+/// An `engine run` process with its runtime file, data dir and log (stdout and stderr) in a
+/// temporary directory. Dropping it kills the process.
+pub struct Engine {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub runtime: PathBuf,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub log: PathBuf,
+    pub plugins: Vec<PluginDef>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Engine {
+    /// Writes a runtime file following `node` with `plugins` (fresh data dir) and starts the engine.
+    pub fn start(node: &Node, plugins: &[PluginDef]) -> Engine {
+        let mut e = Engine::configure(node, plugins);
+        e.spawn();
+        e
+    }
+
+    /// Writes the runtime file without starting the engine.
+    pub fn configure(node: &Node, plugins: &[PluginDef]) -> Engine {
+        let tmp = tempfile::Builder::new().prefix("acceptance-engine").tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let port = free_port();
+        let data_dir = dir.join("eng");
+        let runtime = dir.join("runtime.toml");
+        let mut text = format!(
+            "[bitcoind]\nurl = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASS}\"\nnetwork = \"regtest\"\n\n\
+             [engine]\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval_ms = 50\nundo_window = 144\n",
+            node.url(),
+            data_dir.display()
+        );
+        for p in plugins {
+            text.push_str(&format!(
+                "\n[[plugin]]\nname = \"{}\"\nwasm = \"{}\"\nstart_height = {}\n{}",
+                p.name,
+                p.wasm.display(),
+                p.start_height,
+                p.extra
+            ));
+        }
+        std::fs::write(&runtime, text).unwrap();
+        Engine {
+            child: None,
+            log: dir.join("engine.log"),
+            dir,
+            runtime,
+            data_dir,
+            port,
+            plugins: plugins.to_vec(),
+            _tmp: tmp,
+        }
+    }
+
+    /// Starts (or restarts) `engine run` on the same runtime file and data dir.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the engine is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        use std::io::Write;
+        writeln!(&log, "=== acceptance: engine run {}", self.runtime.display()).unwrap();
+        let child = Command::new(engine_binary())
+            .arg("run")
+            .arg(&self.runtime)
+            .env("ENGINE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the engine binary runs");
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the engine is running").id()
+    }
+
+    /// Whether the process is still running (panics with the log if it exited).
+    pub fn assert_alive(&mut self) {
+        let status = self.child.as_mut().expect("the engine was started").try_wait().unwrap();
+        if let Some(s) = status {
+            panic!("the engine exited unexpectedly with {s}\n{}", self.log_tail());
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        format!("--- engine log tail ({}) ---\n{}", self.log.display(), strip_ansi(&tail(&self.log, 40)))
+    }
+
+    pub fn log_text(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let resp = minreq::get(format!("http://127.0.0.1:{}{path}", self.port)).with_timeout(30).send().ok()?;
+        if resp.status_code != 200 {
+            return None;
+        }
+        serde_json::from_slice(resp.as_bytes()).ok()
+    }
+
+    /// `GET /status/{name}` (None while the engine is not answering).
+    pub fn try_status(&self, name: &str) -> Option<Value> {
+        self.get(&format!("/status/{name}"))
+    }
+
+    pub fn status(&self, name: &str) -> Value {
+        self.try_status(name).unwrap_or_else(|| panic!("GET /status/{name} failed\n{}", self.log_tail()))
+    }
+
+    /// `GET /status`.
+    pub fn statuses(&self) -> Value {
+        self.get("/status").unwrap_or_else(|| panic!("GET /status failed\n{}", self.log_tail()))
+    }
+
+    /// Polls `cond` on the engine until it gives `Some` (panics with the log after `timeout`).
+    pub fn wait_for<T>(&mut self, what: &str, timeout: Duration, mut cond: impl FnMut(&Engine) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_alive();
+            if let Some(v) = cond(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let statuses = self.get("/status").map(|s| s.to_string()).unwrap_or_default();
+                panic!("timed out after {timeout:?} waiting for {what}\nstatus: {statuses}\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until plugin `name` is at the node's best block; returns its status.
+    pub fn wait_synced(&mut self, node: &Node, name: &str) -> Value {
+        self.wait_for(&format!("plugin {name} to reach the node's tip"), SYNC_TIMEOUT, |e| {
+            let (h, hash) = node.tip();
+            let s = e.try_status(name)?;
+            (s["height"] == json!(h) && s["block"] == json!(hash) && s["rebuild"].is_null()).then_some(s)
+        })
+    }
+
+    /// Waits until every plugin is at the node's best block; returns name → digest.
+    pub fn wait_all_synced(&mut self, node: &Node) -> Vec<(String, String)> {
+        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        names.iter().map(|n| (n.clone(), self.wait_synced(node, n)["digest"].as_str().unwrap().to_string())).collect()
+    }
+
+    /// Waits until the HTTP endpoint answers.
+    pub fn wait_ready(&mut self) {
+        self.wait_for("the engine's HTTP endpoint", SYNC_TIMEOUT, |e| e.get("/status"));
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("the engine is running");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0).
+    pub fn stop(&mut self) {
+        let mut c = self.child.take().expect("the engine is running");
+        let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "the engine exited with {status} after SIGTERM\n{}", self.log_tail());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("the engine did not stop within 60 s of SIGTERM\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap().trim().to_string()
+    }
+
+    /// `POST /admin/plugins/{name}/upgrade?mode=MODE` with the Wasm as body.
+    pub fn upgrade(&self, name: &str, wasm: &Path, mode: &str) -> Value {
+        let resp = minreq::post(format!("http://127.0.0.1:{}/admin/plugins/{name}/upgrade?mode={mode}", self.port))
+            .with_header("Authorization", format!("Bearer {}", self.admin_token()))
+            .with_body(std::fs::read(wasm).unwrap())
+            .with_timeout(120)
+            .send()
+            .unwrap_or_else(|e| panic!("upgrade request failed: {e}\n{}", self.log_tail()));
+        let body = String::from_utf8_lossy(resp.as_bytes()).into_owned();
+        assert_eq!(resp.status_code, 200, "upgrade {name} ({mode}) answered {body}\n{}", self.log_tail());
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Runs `engine ARGS... --runtime <this runtime>` (the CLI talks to the running engine).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(engine_binary())
+            .args(args)
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the engine binary runs")
+    }
+
+    /// Opens the engine's RocksDB (only while no engine process holds it).
+    pub fn open_store(&self) -> Store {
+        assert!(self.child.is_none(), "stop the engine before opening its store");
+        Store::open(&self.data_dir.join("state")).unwrap()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store inspection
+
+/// The `block/<height>` entries of a namespace: (height, JSON value), in key order.
+pub fn block_entries(store: &Store, namespace: &str) -> Vec<(u32, Value)> {
+    store
+        .plugin(namespace)
+        .scan_prefix(b"block/", None, u32::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            let h = std::str::from_utf8(&k[b"block/".len()..]).unwrap().parse().unwrap();
+            (h, serde_json::from_slice(&v).unwrap())
+        })
+        .collect()
+}
+
+/// Every pending outbox message published under plugin label `plugin` to `queue`, in sequence
+/// order, with its body parsed as JSON.
+pub fn messages(store: &Store, plugin: &str, queue: &str) -> Vec<(OutboxEntry, Value)> {
+    store
+        .outbox_pending(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.plugin == plugin && e.queue == queue)
+        .map(|e| {
+            let v = serde_json::from_slice(&e.body).unwrap();
+            (e, v)
+        })
+        .collect()
+}
+
+/// The heights of the `counter` plugin's per-block messages (not the `{"undo":h}` ones), in
+/// sequence order, with the hash each names.
+pub fn counter_applies(store: &Store, plugin: &str) -> Vec<(u32, String)> {
+    messages(store, plugin, "counter")
+        .into_iter()
+        .filter(|(_, v)| v.get("undo").is_none())
+        .map(|(_, v)| (v["height"].as_u64().unwrap() as u32, v["hash"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Whether a `block/` value has the `counter` plugin's shape (`{"txs","outputs"}`).
+pub fn is_counter_shape(v: &Value) -> bool {
+    v.get("txs").is_some() && v.get("outputs").is_some() && v.get("value").is_none()
+}
+
+/// Whether a `block/` value has the `touch` plugin's shape (`{"txs","outputs","value"}`).
+pub fn is_touch_shape(v: &Value) -> bool {
+    v.get("txs").is_some() && v.get("outputs").is_some() && v.get("value").is_some()
+}
