@@ -146,8 +146,8 @@ enum Cmd {
         height: u32,
         reply: Sender<Result<RewindOutcome, String>>,
     },
-    /// The background rebuild reached the tip.
-    ShadowReady,
+    /// The background rebuild in this namespace reached the tip.
+    ShadowReady(String),
 }
 
 /// The running plugins. Dropping it does not stop them; call [`Supervisor::shutdown`].
@@ -418,11 +418,13 @@ impl Worker {
                 let r = self.rewind(height).map_err(|e| format!("{e:#}"));
                 let _ = reply.send(r);
             }
-            Cmd::ShadowReady => {
+            // A rebuild replaced in the meantime may still report: only the current one counts.
+            Cmd::ShadowReady(ns) if self.shadow.as_ref().is_some_and(|s| s.record.namespace == ns) => {
                 if let Err(e) = self.take_over() {
                     tracing::error!("{}: takeover by the rebuilt version failed: {e:#}", self.name);
                 }
             }
+            Cmd::ShadowReady(_) => {}
         }
     }
 
@@ -616,7 +618,7 @@ impl ShadowCtx {
             match follower::step(&mut self.source, &mut runner, self.start_height) {
                 Ok(Progress::AtTip) => {
                     if !notified {
-                        let _ = self.notify.send(Cmd::ShadowReady);
+                        let _ = self.notify.send(Cmd::ShadowReady(runner.store().name().to_string()));
                         notified = true;
                     }
                     std::thread::sleep(self.poll.min(Duration::from_millis(100)));
