@@ -156,13 +156,6 @@ impl PluginRunner {
         self.store.set_status(&Status::Halted { height, reason })
     }
 
-    fn confirmed_before(&self, tx: &mut BlockTx) -> Result<Option<u32>> {
-        match tx.get(CONFIRMED_KEY) {
-            Some(v) => decode_height(&v),
-            None => Ok(self.store.cursor()?.map(|c| c.height)),
-        }
-    }
-
     /// Runs the handlers of a new tip inside `tx` (see the module doc).
     fn run_tip(
         &self,
@@ -176,7 +169,13 @@ impl PluginRunner {
             Err(e) => return Ok(Err(PluginFault { kind: crate::wasm::FaultKind::Host, message: e })),
         };
         let m = &self.code.manifest;
-        let first = match self.confirmed_before(tx)? {
+        // The confirmed-height record as of the cursor (absent: the cursor itself is confirmed).
+        let stored = tx.get(CONFIRMED_KEY);
+        let confirmed_before = match &stored {
+            Some(v) => decode_height(v)?,
+            None => self.store.cursor()?.map(|c| c.height),
+        };
+        let first = match confirmed_before {
             Some(h) => h + 1,
             None => self.start_height.min(tip.height),
         };
@@ -209,7 +208,6 @@ impl PluginRunner {
             }
         }
         // Record the confirmed height unless it is the tip (the common depth-1 case writes nothing).
-        let stored = tx.get(CONFIRMED_KEY);
         match confirmed {
             Some(c) if c == tip.height => {
                 if stored.is_some() {

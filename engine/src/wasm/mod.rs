@@ -489,12 +489,7 @@ impl LoadedPlugin {
         if manifest.raw_block {
             return self.apply_raw(ctx, block, decoded.raw());
         }
-        let txs = selected_txs(decoded, manifest, ctx);
-        let wit_block = block.to_wit();
-        let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_block(&mut *s, &wit_block, &txs))?;
-        stats.txs_delivered = txs.len() as u32;
-        stats.txs_in_block = decoded.len() as u32;
-        Ok(stats)
+        self.call_with_txs(ctx, block, decoded, manifest, |p, s, b, txs| p.call_apply_block(s, b, txs))
     }
 
     /// Calls `apply-unconfirmed` for a new tip that is not confirmed yet (prefilters applied).
@@ -505,9 +500,26 @@ impl LoadedPlugin {
         decoded: &DecodedBlock<'_>,
         manifest: &Manifest,
     ) -> Result<ApplyStats, PluginFault> {
+        self.call_with_txs(ctx, block, decoded, manifest, |p, s, b, txs| p.call_apply_unconfirmed(s, b, txs))
+    }
+
+    /// Calls a block export with the transactions that pass the manifest's prefilters.
+    fn call_with_txs(
+        &self,
+        ctx: &mut dyn BlockContext,
+        block: &BlockInfo,
+        decoded: &DecodedBlock<'_>,
+        manifest: &Manifest,
+        export: impl FnOnce(
+            &host::Plugin,
+            &mut Store<HostState>,
+            &host::types::BlockInfo,
+            &[host::types::Tx],
+        ) -> wasmtime::Result<Result<(), String>>,
+    ) -> Result<ApplyStats, PluginFault> {
         let txs = selected_txs(decoded, manifest, ctx);
         let wit_block = block.to_wit();
-        let ((), mut stats) = self.call(Some(ctx), |p, s| p.call_apply_unconfirmed(&mut *s, &wit_block, &txs))?;
+        let ((), mut stats) = self.call(Some(ctx), |p, s| export(p, s, &wit_block, &txs))?;
         stats.txs_delivered = txs.len() as u32;
         stats.txs_in_block = decoded.len() as u32;
         Ok(stats)

@@ -70,6 +70,22 @@ pub fn engine_binary() -> &'static str {
     env!("CARGO_BIN_EXE_engine")
 }
 
+/// Waits for `child` to exit successfully within `timeout` (killing it and failing otherwise).
+fn wait_exit(child: &mut Child, timeout: Duration, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{what} exited with {status}\n{}", log());
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not stop within {timeout:?}\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -287,18 +303,7 @@ impl Node {
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("the node is running");
         self.rpc("stop", json!([])).unwrap_or_else(|e| panic!("stop: {e}\n{}", self.log_tail()));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "node exited with {status}\n{}", self.log_tail());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("node did not stop within 30 s\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut child, Duration::from_secs(30), "the node", || self.log_tail());
     }
 
     /// Starts the node again on the same datadir and port.
@@ -513,18 +518,7 @@ impl Engine {
         let mut c = self.child.take().expect("the engine is running");
         let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
         assert!(ok.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "the engine exited with {status} after SIGTERM\n{}", self.log_tail());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("the engine did not stop within 60 s of SIGTERM\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut c, Duration::from_secs(60), "the engine", || self.log_tail());
     }
 
     pub fn admin_token(&self) -> String {
