@@ -11,6 +11,10 @@
 //! | GET | `/status/{plugin}` | one plugin |
 //! | POST | `/admin/plugins/{plugin}/upgrade?mode=keep\|rebuild` | body: the Wasm component |
 //! | POST | `/admin/plugins/{plugin}/rewind?height=H` | |
+//! | GET | `/metrics` | Prometheus text format |
+//! | GET | `/health` | 200 while the process serves requests |
+//! | GET | `/ready` | 200 when every plugin is at the chain tip, else 503 with the ones that are not |
+//! | any | anything else | the plugins' HTTP routes ([`crate::routes`]) |
 
 use crate::supervisor::{Mode, PluginStatus, Supervisor};
 use anyhow::{Context, Result};
@@ -33,6 +37,8 @@ const MAX_WASM: usize = 64 << 20;
 struct AppState {
     supervisor: Arc<Supervisor>,
     token: String,
+    sinks: Vec<Arc<crate::outbox::SinkStats>>,
+    store: crate::store::Store,
 }
 
 /// Writes a fresh admin token (0600) into `data_dir` and returns it.
@@ -88,7 +94,13 @@ impl Drop for Server {
 }
 
 /// Binds `listen` (errors here stop the engine's start) and serves in the background.
-pub fn serve(listen: &str, supervisor: Arc<Supervisor>, token: String) -> Result<Server> {
+pub fn serve(
+    listen: &str,
+    supervisor: Arc<Supervisor>,
+    token: String,
+    store: crate::store::Store,
+    sinks: Vec<Arc<crate::outbox::SinkStats>>,
+) -> Result<Server> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("http")
@@ -99,14 +111,20 @@ pub fn serve(listen: &str, supervisor: Arc<Supervisor>, token: String) -> Result
         format!("[engine] listen = {listen:?}: cannot bind (in use by another engine? pick a free address)")
     })?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState { supervisor, token });
+    let table = Arc::new(crate::routes::RouteTable { lives: supervisor.lives(), metrics: supervisor.metrics.clone() });
+    let state = Arc::new(AppState { supervisor, token, sinks, store });
+    let plugin_routes = Router::new().fallback(crate::routes::serve).with_state(table);
     let app = Router::new()
         .route("/status", get(status_all))
         .route("/status/{plugin}", get(status_one))
         .route("/admin/plugins/{plugin}/upgrade", post(upgrade))
         .route("/admin/plugins/{plugin}/rewind", post(rewind))
         .layer(DefaultBodyLimit::max(MAX_WASM))
-        .with_state(state);
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state)
+        .fallback_service(plugin_routes);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     runtime.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -117,6 +135,35 @@ pub fn serve(listen: &str, supervisor: Arc<Supervisor>, token: String) -> Result
         }
     });
     Ok(Server { addr, runtime: Some(runtime), stop: Some(stop) })
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let m = &st.supervisor.metrics;
+    let (floor, next) = st.store.outbox_bounds();
+    m.outbox_depth.set((next - floor) as i64);
+    for s in &st.sinks {
+        use std::sync::atomic::Ordering::Relaxed;
+        let l = [s.name.as_str()];
+        m.sink_in_flight.with_label_values(&l).set(s.in_flight.load(Relaxed) as i64);
+        m.sink_delivered.with_label_values(&l).set(s.delivered.load(Relaxed) as i64);
+        m.sink_up.with_label_values(&l).set(s.up.load(Relaxed) as i64);
+        m.sink_reconnects.with_label_values(&l).set(s.reconnects.load(Relaxed) as i64);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()).into_response()
+}
+
+async fn health() -> Response {
+    Json(serde_json::json!({ "status": "alive" })).into_response()
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    let behind = st.supervisor.not_ready();
+    if behind.is_empty() {
+        Json(serde_json::json!({ "ready": true })).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "ready": false, "not_at_tip": behind })))
+            .into_response()
+    }
 }
 
 struct ApiError(StatusCode, String);

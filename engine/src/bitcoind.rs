@@ -123,3 +123,23 @@ impl BlockSource for Bitcoind {
         hex::decode(hex.trim()).context("bitcoind returned a block that is not hex")
     }
 }
+
+/// One JSON-RPC call for a plugin job (no retry: the job decides). Errors are the text a plugin
+/// sees: the node's RPC error, or why it could not be reached.
+pub fn call_json(
+    conn: &Connection,
+    method: &str,
+    params: &[serde_json::Value],
+) -> std::result::Result<serde_json::Value, String> {
+    let auth = match &conn.auth {
+        Credentials::UserPass(u, p) => Auth::UserPass(u.clone(), p.clone()),
+        Credentials::CookieFile(f) => Auth::CookieFile(f.clone()),
+    };
+    let client = Client::new(&conn.url, auth).map_err(|e| format!("bitcoind at {}: {e}", conn.url))?;
+    client.call::<serde_json::Value>(method, params).map_err(|e| match e {
+        bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(r)) => {
+            format!("bitcoind {method}: {} (code {})", r.message, r.code)
+        }
+        e => format!("bitcoind {method} at {}: {e}", conn.url),
+    })
+}

@@ -3,10 +3,17 @@
 
 pub mod admin;
 pub mod bitcoind;
+pub mod call_context;
 pub mod fetcher;
 pub mod follower;
+pub mod jobs;
+pub mod live;
+pub mod metrics;
+pub mod outbox;
 pub mod plugin_api;
+pub mod progress;
 pub mod registry;
+pub mod routes;
 pub mod runner;
 pub mod runtime;
 pub mod source;

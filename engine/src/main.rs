@@ -9,7 +9,7 @@ use engine::runtime::Runtime;
 use engine::source::ReplaySource;
 use engine::store::{Status, Store, StoreConfig};
 use engine::supervisor::{Mode, PluginSpec, PluginStatus, Supervisor};
-use engine::wasm::WasmHost;
+use engine::wasm::{CallBudget, WasmHost};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -228,14 +228,20 @@ fn specs(rt: &Runtime) -> Result<Vec<PluginSpec>> {
         .iter()
         .map(|p| {
             let path = rt.resolve(&p.wasm);
-            Ok(PluginSpec {
-                name: p.name.clone(),
-                start_height: p.start_height,
-                config: rt.plugin_init_config(p)?,
-                runtime_wasm: std::fs::read(&path)
-                    .with_context(|| format!("plugin {}: reading {}", p.name, path.display()))?,
-                host: host_for(rt, p)?,
-            })
+            let runtime_wasm =
+                std::fs::read(&path).with_context(|| format!("plugin {}: reading {}", p.name, path.display()))?;
+            let mut spec =
+                PluginSpec::new(&p.name, p.start_height, &rt.plugin_init_config(p)?, runtime_wasm, host_for(rt, p)?);
+            let l = &p.limits;
+            spec.queues = Some(p.capabilities.queues.clone());
+            spec.request_budget =
+                CallBudget { fuel: l.request_fuel, timeout: Duration::from_millis(l.request_timeout_ms) };
+            spec.job_budget = CallBudget { fuel: l.job_fuel, timeout: Duration::from_millis(l.job_timeout_ms) };
+            spec.max_concurrent_requests = l.max_concurrent_requests as usize;
+            spec.http_allow = p.capabilities.http.clone();
+            spec.bitcoind_allow = p.capabilities.bitcoind.clone();
+            spec.bitcoind = Some(rt.connection());
+            Ok(spec)
         })
         .collect()
 }
@@ -259,9 +265,19 @@ fn run_engine(runtime: &Path) -> Result<()> {
     let registry = engine::registry::Registry::open(&store, &rt.data_dir())?;
     let fetcher = engine::fetcher::Fetcher::new(bitcoind_factory(&rt), Default::default());
     let poll = Duration::from_millis(rt.engine.poll_interval_ms);
-    let supervisor = Arc::new(Supervisor::start(&store, &registry, &fetcher, specs, poll)?);
+    let mut queues: Vec<String> = rt.plugins.iter().flat_map(|p| p.capabilities.queues.clone()).collect();
+    queues.sort();
+    queues.dedup();
+    let sinks = rt.sinks();
+    for s in &sinks {
+        tracing::info!("delivering messages to {}", s.describe());
+    }
+    let publisher = engine::outbox::Publisher::start(&store, sinks, queues)?;
+    let metrics = Arc::new(engine::metrics::Metrics::new());
+    let supervisor = Arc::new(Supervisor::start(&store, &registry, &fetcher, specs, poll, metrics)?);
     let token = engine::admin::write_token(&rt.data_dir())?;
-    let server = engine::admin::serve(&rt.engine.listen, supervisor.clone(), token)?;
+    let server =
+        engine::admin::serve(&rt.engine.listen, supervisor.clone(), token, store.clone(), publisher.stats.clone())?;
     tracing::info!(
         "engine running: status at http://{}/status, admin token in {}",
         server.addr,
@@ -271,6 +287,7 @@ fn run_engine(runtime: &Path) -> Result<()> {
     tracing::info!("stopping: finishing the blocks in progress");
     server.stop();
     supervisor.shutdown();
+    publisher.shutdown(Duration::from_secs(5));
     tracing::info!("stopped");
     Ok(())
 }

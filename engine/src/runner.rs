@@ -56,6 +56,7 @@ pub struct PluginRunner {
     pub start_height: u32,
     store: PluginStore,
     code: PluginCode,
+    metrics: Option<std::sync::Arc<crate::metrics::PluginMetrics>>,
 }
 
 impl PluginRunner {
@@ -77,7 +78,21 @@ impl PluginRunner {
     pub fn new(name: &str, store: PluginStore, code: PluginCode, start_height: u32) -> Result<PluginRunner> {
         store.set_meta("version", hex::encode(code.version).as_bytes())?;
         store.set_meta("start_height", start_height.to_string().as_bytes())?;
-        Ok(PluginRunner { name: name.to_string(), start_height, store, code })
+        Ok(PluginRunner { name: name.to_string(), start_height, store, code, metrics: None })
+    }
+
+    /// Records block metrics (height, handler time, fuel) into `m` from now on.
+    pub fn set_metrics(&mut self, m: std::sync::Arc<crate::metrics::PluginMetrics>) {
+        self.metrics = Some(m);
+    }
+
+    /// The code and namespace HTTP routes and jobs should use.
+    pub fn serving(&self) -> crate::live::Serving {
+        crate::live::Serving {
+            plugin: self.code.plugin.clone(),
+            manifest: self.code.manifest.clone(),
+            store: self.store.clone(),
+        }
     }
 
     pub fn status(&self) -> Result<Status> {
@@ -181,8 +196,16 @@ impl PluginRunner {
         };
         let mut confirmed = first.checked_sub(1);
         let mut h = first;
+        let mut fuel = 0u64;
+        let mut record = |r: Result<crate::wasm::ApplyStats, PluginFault>| match r {
+            Ok(s) => {
+                fuel += s.fuel_used;
+                Ok(())
+            }
+            Err(f) => Err(f),
+        };
         while h <= tip.height && h as u64 + m.depth_at(h) as u64 - 1 <= tip.height as u64 {
-            let r = if h == tip.height {
+            let r = record(if h == tip.height {
                 self.code.plugin.apply_decoded(tx, tip, &decoded, m)
             } else {
                 let (hash, _) = self.store.digest_at(h)?.ok_or_else(|| {
@@ -195,7 +218,7 @@ impl PluginRunner {
                 let info =
                     BlockInfo { height: h, hash, prev_hash: header.prev_blockhash.to_byte_array(), time: header.time };
                 self.code.plugin.apply_block(tx, &info, &older, m)
-            };
+            });
             if let Err(f) = r {
                 return Ok(Err(f));
             }
@@ -203,20 +226,23 @@ impl PluginRunner {
             h += 1;
         }
         if confirmed != Some(tip.height) && m.unconfirmed_blocks {
-            if let Err(f) = self.code.plugin.apply_unconfirmed(tx, tip, &decoded, m) {
+            if let Err(f) = record(self.code.plugin.apply_unconfirmed(tx, tip, &decoded, m)) {
                 return Ok(Err(f));
             }
+        }
+        if let Some(mm) = &self.metrics {
+            mm.fuel.inc_by(fuel);
         }
         // Record the confirmed height unless it is the tip (the common depth-1 case writes nothing).
         match confirmed {
             Some(c) if c == tip.height => {
                 if stored.is_some() {
-                    tx.delete(CONFIRMED_KEY);
+                    tx.remove(CONFIRMED_KEY);
                 }
             }
-            Some(c) => tx.put(CONFIRMED_KEY, &c.to_be_bytes()),
+            Some(c) => tx.set(CONFIRMED_KEY, &c.to_be_bytes()),
             // Nothing confirmed yet.
-            None => tx.put(CONFIRMED_KEY, &[]),
+            None => tx.set(CONFIRMED_KEY, &[]),
         }
         Ok(Ok(()))
     }
@@ -244,14 +270,9 @@ impl PluginRunner {
                 time: 0,
             },
         };
-        let mut ctx = UndoContext { store: &self.store, publishes: Vec::new(), wrote: false };
-        let r = self.code.plugin.undo_block(&mut ctx, &info);
-        let reason = match (r, ctx.wrote) {
-            (Err(f), _) => Some(format!("undo-block failed: {f}")),
-            (Ok(_), true) => Some("undo-block wrote to the store; it may only publish".to_string()),
-            (Ok(_), false) => None,
-        };
-        if let Some(reason) = reason {
+        let mut ctx = UndoContext { store: &self.store, publishes: Vec::new() };
+        if let Err(f) = self.code.plugin.undo_block(&mut ctx, &info) {
+            let reason = format!("undo-block failed: {f}");
             self.halt(block.height, reason.clone())?;
             bail!("plugin {} halted at height {}: {reason}", self.name, block.height);
         }
@@ -280,18 +301,19 @@ fn decode_height(v: &[u8]) -> Result<Option<u32>> {
 struct UndoContext<'a> {
     store: &'a PluginStore,
     publishes: Vec<(String, Vec<u8>)>,
-    wrote: bool,
 }
+
+const UNDO_READ_ONLY: &str = "undo-block may only publish: the host restores the state itself";
 
 impl BlockContext for UndoContext<'_> {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         self.store.get(key).ok().flatten()
     }
-    fn put(&mut self, _: &[u8], _: &[u8]) {
-        self.wrote = true;
+    fn put(&mut self, _: &[u8], _: &[u8]) -> Result<(), String> {
+        Err(UNDO_READ_ONLY.into())
     }
-    fn delete(&mut self, _: &[u8]) {
-        self.wrote = true;
+    fn delete(&mut self, _: &[u8]) -> Result<(), String> {
+        Err(UNDO_READ_ONLY.into())
     }
     fn scan_prefix(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.store.scan_prefix(prefix, after, limit).unwrap_or_default()
@@ -299,8 +321,10 @@ impl BlockContext for UndoContext<'_> {
     fn scan_range(&mut self, start: &[u8], end: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.store.scan_range(start, end, limit).unwrap_or_default()
     }
-    fn publish(&mut self, queue: &str, body: &[u8]) {
+    fn publish(&mut self, queue: &str, body: &[u8]) -> Result<(), String> {
+        self.store.may_publish(queue)?;
         self.publishes.push((queue.to_string(), body.to_vec()));
+        Ok(())
     }
 }
 
@@ -316,9 +340,15 @@ impl Indexer for PluginRunner {
         let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&raw[..80])?;
         let info = BlockInfo { height: block.height, hash: block.hash, prev_hash: parent, time: header.time };
         let mut tx = self.store.begin_block(block, parent)?;
+        let t0 = std::time::Instant::now();
         match self.run_tip(&mut tx, &info, raw, source)? {
             Ok(()) => {
                 tx.commit()?;
+                if let Some(m) = &self.metrics {
+                    m.handler_seconds.observe(t0.elapsed().as_secs_f64());
+                    m.blocks.inc();
+                    m.height.set(block.height as i64);
+                }
                 Ok(())
             }
             Err(fault) => {
@@ -344,6 +374,11 @@ impl Indexer for PluginRunner {
             self.halt(block.height, reason.clone())?;
             bail!("plugin {}: {reason}", self.name);
         }
-        self.undo_one(block, source)
+        self.undo_one(block, source)?;
+        if let Some(m) = &self.metrics {
+            m.undone.inc();
+            m.height.set(block.height as i64 - 1);
+        }
+        Ok(())
     }
 }

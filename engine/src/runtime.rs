@@ -15,6 +15,9 @@ pub struct Runtime {
     pub engine: EngineSection,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginSection>,
+    /// Where outbox messages go (`[[sink]]`); none: a jsonl sink in `<data_dir>/queues`.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<crate::outbox::SinkConfig>,
     /// Directory of the runtime file; relative paths in it are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -73,12 +76,44 @@ pub struct Limits {
     pub memory_mb: u32,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Per HTTP request.
+    #[serde(default = "default_request_fuel")]
+    pub request_fuel: u64,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Request instances running at once (more wait).
+    #[serde(default = "default_concurrent")]
+    pub max_concurrent_requests: u32,
+    /// Per job run.
+    #[serde(default = "default_fuel")]
+    pub job_fuel: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub job_timeout_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { fuel_per_block: default_fuel(), memory_mb: default_memory_mb(), timeout_ms: default_timeout_ms() }
+        Limits {
+            fuel_per_block: default_fuel(),
+            memory_mb: default_memory_mb(),
+            timeout_ms: default_timeout_ms(),
+            request_fuel: default_request_fuel(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_concurrent_requests: default_concurrent(),
+            job_fuel: default_fuel(),
+            job_timeout_ms: default_timeout_ms(),
+        }
     }
+}
+
+fn default_request_fuel() -> u64 {
+    1_000_000_000
+}
+fn default_request_timeout_ms() -> u64 {
+    2_000
+}
+fn default_concurrent() -> u32 {
+    16
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -87,6 +122,12 @@ pub struct Capabilities {
     /// Queues the plugin may publish to (empty: none).
     #[serde(default)]
     pub queues: Vec<String>,
+    /// URL prefixes the plugin's job may call (e.g. "http://127.0.0.1:9791/").
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// bitcoind RPC methods the plugin's job may call (e.g. "sendrawtransaction").
+    #[serde(default)]
+    pub bitcoind: Vec<String>,
 }
 
 fn default_network() -> String {
@@ -99,7 +140,7 @@ fn default_undo_window() -> u32 {
     144
 }
 fn default_poll_ms() -> u64 {
-    1000
+    100
 }
 fn default_fuel() -> u64 {
     20_000_000_000
@@ -170,8 +211,31 @@ impl Runtime {
             if p.limits.memory_mb < 16 || p.limits.memory_mb > 4096 {
                 bail!("plugin {:?}: limits.memory_mb = {}: choose 16 to 4096", p.name, p.limits.memory_mb);
             }
-            if p.limits.fuel_per_block == 0 || p.limits.timeout_ms == 0 {
-                bail!("plugin {:?}: limits.fuel_per_block and limits.timeout_ms must be positive", p.name);
+            let l = &p.limits;
+            if [l.fuel_per_block, l.timeout_ms, l.request_fuel, l.request_timeout_ms, l.job_fuel, l.job_timeout_ms]
+                .contains(&0)
+                || l.max_concurrent_requests == 0
+            {
+                bail!(
+                    "plugin {:?}: limits (fuel_per_block, timeout_ms, request_fuel, request_timeout_ms, \
+                     max_concurrent_requests, job_fuel, job_timeout_ms) must be positive",
+                    p.name
+                );
+            }
+            if l.max_concurrent_requests > 24 {
+                bail!(
+                    "plugin {:?}: limits.max_concurrent_requests = {}: at most 24 (each holds a Wasm instance)",
+                    p.name,
+                    l.max_concurrent_requests
+                );
+            }
+            for u in &p.capabilities.http {
+                if !u.starts_with("http://") && !u.starts_with("https://") {
+                    bail!(
+                        "plugin {:?}: capabilities.http entry {u:?} must be an http:// or https:// URL prefix",
+                        p.name
+                    );
+                }
             }
             for (key, value) in &p.config {
                 if key.ends_with("_file") {
@@ -189,7 +253,25 @@ impl Runtime {
                 }
             }
         }
+        for sink in &self.sinks {
+            sink.check()?;
+        }
         Ok(())
+    }
+
+    /// The sinks to deliver to, paths resolved (the default: jsonl in `<data_dir>/queues`).
+    pub fn sinks(&self) -> Vec<crate::outbox::SinkConfig> {
+        use crate::outbox::SinkConfig;
+        if self.sinks.is_empty() {
+            return vec![SinkConfig::Jsonl { dir: self.data_dir().join("queues") }];
+        }
+        self.sinks
+            .iter()
+            .map(|s| match s {
+                SinkConfig::Jsonl { dir } => SinkConfig::Jsonl { dir: self.resolve(dir) },
+                s => s.clone(),
+            })
+            .collect()
     }
 
     /// Resolves a path written in the runtime file.

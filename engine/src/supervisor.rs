@@ -13,10 +13,13 @@
 
 use crate::fetcher::{FetchHandle, Fetcher};
 use crate::follower::{self, Indexer, Progress};
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::progress::ProgressLog;
 use crate::registry::{Active, Rebuild, Registry};
 use crate::runner::{self, PluginCode, PluginRunner};
 use crate::store::{PluginStore, Status, Store};
-use crate::wasm::WasmHost;
+use crate::wasm::{CallBudget, WasmHost};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,6 +37,44 @@ pub struct PluginSpec {
     /// The Wasm runtime.toml names (used on first start; later the recorded version wins).
     pub runtime_wasm: Vec<u8>,
     pub host: WasmHost,
+    /// Queues it may publish to (`None`: any).
+    pub queues: Option<Vec<String>>,
+    /// Per-request and per-job budgets, and request concurrency.
+    pub request_budget: CallBudget,
+    pub job_budget: CallBudget,
+    pub max_concurrent_requests: usize,
+    /// What its job may call.
+    pub http_allow: Vec<String>,
+    pub bitcoind_allow: Vec<String>,
+    pub bitcoind: Option<crate::bitcoind::Connection>,
+}
+
+impl PluginSpec {
+    /// A spec with default budgets and no capabilities (tests, tools).
+    pub fn new(name: &str, start_height: u32, config: &str, runtime_wasm: Vec<u8>, host: WasmHost) -> PluginSpec {
+        PluginSpec {
+            name: name.to_string(),
+            start_height,
+            config: config.to_string(),
+            runtime_wasm,
+            host,
+            queues: None,
+            request_budget: CallBudget { fuel: 1_000_000_000, timeout: Duration::from_secs(2) },
+            job_budget: CallBudget { fuel: 20_000_000_000, timeout: Duration::from_secs(30) },
+            max_concurrent_requests: 16,
+            http_allow: Vec::new(),
+            bitcoind_allow: Vec::new(),
+            bitcoind: None,
+        }
+    }
+
+    fn namespace(&self, store: &Store, ns: &str) -> PluginStore {
+        let ps = store.plugin(ns).labelled(&self.name);
+        match &self.queues {
+            Some(q) => ps.with_queues(q),
+            None => ps,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,11 +197,14 @@ pub struct Supervisor {
     registry: Registry,
     slots: BTreeMap<String, Slot>,
     shutdown: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Slot {
     tx: Sender<Cmd>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    job: std::sync::Mutex<Option<JoinHandle<()>>>,
+    live: Arc<Live>,
 }
 
 /// Loads the code a plugin should run now and its namespace, recording it (first start, or a
@@ -194,7 +238,7 @@ pub fn open_plugin(store: &Store, registry: &Registry, spec: &PluginSpec) -> Res
     let bytes = if wasm_hash == runtime_hash { spec.runtime_wasm.clone() } else { registry.wasm(&wasm_hash)? };
     let code = PluginCode::load(&spec.host, name, &bytes, &spec.config, store.undo_window())?;
     let version = hex::encode(code.version);
-    let ps = store.plugin(&namespace).labelled(name);
+    let ps = spec.namespace(store, &namespace);
     let cursor = ps.cursor()?.map(|c| c.height);
     let since_height = match &active {
         Some(a) if a.version == version => a.since_height,
@@ -230,6 +274,7 @@ impl Supervisor {
         fetcher: &Fetcher,
         specs: Vec<PluginSpec>,
         poll: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Supervisor> {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut opened = Vec::new();
@@ -247,7 +292,27 @@ impl Supervisor {
             opened.push((spec, runner, shadow));
         }
         let mut slots = BTreeMap::new();
-        for (spec, runner, shadow) in opened {
+        let mut lives = Vec::new();
+        for (spec, mut runner, shadow) in opened {
+            let pm = Arc::new(metrics.plugin(&spec.name));
+            runner.set_metrics(pm.clone());
+            let outbound = crate::call_context::Outbound {
+                plugin: spec.name.clone(),
+                http_allow: spec.http_allow.clone(),
+                bitcoind_allow: spec.bitcoind_allow.clone(),
+                bitcoind: spec.bitcoind.clone(),
+                timeout: spec.job_budget.timeout,
+            };
+            let live = Arc::new(Live::new(
+                &spec.name,
+                runner.serving(),
+                spec.request_budget,
+                spec.job_budget,
+                outbound,
+                pm,
+                spec.max_concurrent_requests,
+            ));
+            lives.push(live.clone());
             let (tx, rx) = channel();
             let mut worker = Worker {
                 name: spec.name.clone(),
@@ -262,6 +327,7 @@ impl Supervisor {
                 shadow: None,
                 shutdown: shutdown.clone(),
                 poll,
+                live: live.clone(),
             };
             if let Some((r, code)) = shadow {
                 tracing::info!("plugin {}: resuming the rebuild of version {}", worker.name, &r.version[..16]);
@@ -272,9 +338,41 @@ impl Supervisor {
                 .name(format!("plugin-{name}"))
                 .spawn(move || worker.run())
                 .context("spawning a plugin thread")?;
-            slots.insert(name, Slot { tx, thread: std::sync::Mutex::new(Some(thread)) });
+            let job = crate::jobs::spawn(live.clone(), shutdown.clone()).context("spawning a job thread")?;
+            slots.insert(
+                name,
+                Slot { tx, thread: std::sync::Mutex::new(Some(thread)), job: std::sync::Mutex::new(Some(job)), live },
+            );
         }
-        Ok(Supervisor { store: store.clone(), registry: registry.clone(), slots, shutdown })
+        if let Err(e) = crate::routes::check_conflicts(&lives) {
+            shutdown.store(true, Ordering::SeqCst);
+            for slot in slots.values() {
+                for t in [&slot.thread, &slot.job] {
+                    if let Some(t) = t.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = t.join();
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(Supervisor { store: store.clone(), registry: registry.clone(), slots, shutdown, metrics })
+    }
+
+    /// The plugins' shared serving state (HTTP routes, jobs, metrics).
+    pub fn lives(&self) -> Vec<Arc<Live>> {
+        self.slots.values().map(|s| s.live.clone()).collect()
+    }
+
+    /// Plugins that are not at the chain tip (halted, catching up, or not started): empty when
+    /// the engine is ready.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| {
+                s.live.metrics.at_tip.get() != 1 || matches!(s.live.serving().store.status(), Ok(Status::Halted { .. }))
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -316,9 +414,11 @@ impl Supervisor {
     pub fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for slot in self.slots.values() {
-            let thread = slot.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(t) = thread {
-                let _ = t.join();
+            for t in [&slot.thread, &slot.job] {
+                let thread = t.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(t) = thread {
+                    let _ = t.join();
+                }
             }
         }
     }
@@ -351,12 +451,16 @@ struct Worker {
     shadow: Option<Shadow>,
     shutdown: Arc<AtomicBool>,
     poll: Duration,
+    live: Arc<Live>,
 }
 
 impl Worker {
     fn run(mut self) {
         let mut progress = ProgressLog::new(&self.name);
         let mut failing = false;
+        // Blocks undone in a row (a reorg or rewind in progress).
+        let mut undoing = 0i64;
+        let m = self.live.metrics.clone();
         while !self.shutdown.load(Ordering::SeqCst) {
             while let Ok(cmd) = self.rx.try_recv() {
                 self.handle(cmd);
@@ -366,13 +470,28 @@ impl Worker {
                 self.idle();
                 continue;
             }
-            match follower::step(&mut self.source, &mut self.runner, self.spec.start_height) {
-                Ok(Progress::Applied(h)) | Ok(Progress::Undone(h)) => {
+            let step = follower::step(&mut self.source, &mut self.runner, self.spec.start_height);
+            if !matches!(step, Ok(Progress::Undone(_))) && undoing > 0 {
+                m.reorgs.inc();
+                m.undo_depth.set(undoing);
+                undoing = 0;
+            }
+            match step {
+                Ok(Progress::Applied(h)) => {
                     failing = false;
-                    progress.tick(h);
+                    m.at_tip.set(0);
+                    progress.tick(h, &mut self.source, Some(&m));
+                }
+                Ok(Progress::Undone(h)) => {
+                    failing = false;
+                    undoing += 1;
+                    m.at_tip.set(0);
+                    progress.tick(h, &mut self.source, Some(&m));
                 }
                 Ok(Progress::AtTip) => {
                     failing = false;
+                    m.at_tip.set(1);
+                    m.tip_lag.set(0);
                     progress.at_tip(&self.runner);
                     self.idle();
                 }
@@ -441,6 +560,7 @@ impl Worker {
                 let height = self.runner.cursor()?.map(|c| c.height);
                 let namespace = self.runner.store().name().to_string();
                 self.runner.swap_code(code)?;
+                self.live.set_serving(self.runner.serving());
                 let runtime_wasm = self.registry.active(&self.name)?.and_then(|a| a.runtime_wasm);
                 let record = Active {
                     namespace,
@@ -494,7 +614,7 @@ impl Worker {
     }
 
     fn start_shadow(&mut self, record: Rebuild, code: PluginCode) -> Result<()> {
-        let ps = self.store.plugin(&record.namespace).labelled(&self.name).muted(true);
+        let ps = self.spec.namespace(&self.store, &record.namespace).muted(true);
         let runner = PluginRunner::new(&self.name, ps, code, self.spec.start_height)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ctx = ShadowCtx {
@@ -564,7 +684,10 @@ impl Worker {
             runtime_wasm: self.registry.active(&self.name)?.and_then(|a| a.runtime_wasm),
         };
         self.registry.take_over(&self.name, &record)?;
+        new.store().raise_message_count(self.runner.store().message_count()?)?;
+        new.set_metrics(self.live.metrics.clone());
         let old = std::mem::replace(&mut self.runner, new);
+        self.live.set_serving(self.runner.serving());
         self.store.drop_plugin(old.store().name())?;
         tracing::info!(
             "{}: version {} took over at height {height:?} ({:.1} ms)",
@@ -623,7 +746,7 @@ impl ShadowCtx {
                     }
                     std::thread::sleep(self.poll.min(Duration::from_millis(100)));
                 }
-                Ok(Progress::Applied(h)) | Ok(Progress::Undone(h)) => progress.tick(h),
+                Ok(Progress::Applied(h)) | Ok(Progress::Undone(h)) => progress.tick(h, &mut self.source, None),
                 Ok(Progress::Raced) => {}
                 Err(e) => {
                     tracing::warn!("{label}: {e:#}");
@@ -632,44 +755,5 @@ impl ShadowCtx {
             }
         }
         Ok(runner)
-    }
-}
-
-/// Progress lines while catching up (every few seconds), one line per new tip.
-struct ProgressLog {
-    name: String,
-    last_log: Instant,
-    since: u64,
-    last_tip: Option<u32>,
-}
-
-impl ProgressLog {
-    fn new(name: &str) -> ProgressLog {
-        ProgressLog { name: name.to_string(), last_log: Instant::now(), since: 0, last_tip: None }
-    }
-
-    fn tick(&mut self, height: u32) {
-        self.since += 1;
-        let dt = self.last_log.elapsed();
-        if dt >= Duration::from_secs(5) {
-            tracing::info!(
-                "{}: catching up, height {height} ({:.1} blocks/s)",
-                self.name,
-                self.since as f64 / dt.as_secs_f64()
-            );
-            self.last_log = Instant::now();
-            self.since = 0;
-        }
-    }
-
-    fn at_tip(&mut self, runner: &PluginRunner) {
-        if let Ok(Some(c)) = runner.cursor_with_digest() {
-            if self.last_tip != Some(c.height) || self.since > 0 {
-                tracing::info!("{}: at tip height {} digest {}", self.name, c.height, &hex::encode(c.digest)[..16]);
-                self.last_tip = Some(c.height);
-                self.since = 0;
-                self.last_log = Instant::now();
-            }
-        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use crate::source::MemorySource;
 
 /// The test plugins in `plugins/test-plugins/`.
-pub const TEST_PLUGINS: [&str; 6] = ["counter", "trap", "spin", "hog", "noop", "touch"];
+pub const TEST_PLUGINS: [&str; 8] = ["emit", "api", "counter", "trap", "spin", "hog", "noop", "touch"];
 
 /// A one-coinbase block on `prev`; `salt` makes it unique (lock time, time, nonce).
 pub fn block(prev: BlockHash, salt: u32) -> Block {

@@ -82,7 +82,7 @@ fn a_reorg_inside_the_window_equals_indexing_the_new_chain_from_scratch() {
     assert_eq!(f.heights("block/"), (0..=19).collect::<Vec<_>>());
     assert_eq!(f.heights("unconfirmed/"), vec![20, 21, 22]);
     // The plugin's undo hook ran for each undone tip, newest first, and its compensating
-    // messages are in the outbox (the undone blocks' own pending messages are gone).
+    // messages are in the outbox (after the undone blocks' own messages, which stay).
     let undos: Vec<u64> = f
         .store
         .outbox_pending(usize::MAX)

@@ -110,13 +110,13 @@ fn gen_block(tx: &mut impl BlockContext, block: BlockRef, writes_n: usize) {
     for _ in 0..writes_n {
         let key = format!("key{:03}", rng.below(200)).into_bytes();
         if rng.below(3) == 0 {
-            tx.delete(&key);
+            tx.delete(&key).unwrap();
         } else {
             let v = rng.next_u64().to_be_bytes();
-            tx.put(&key, &v[..1 + rng.below(8) as usize]);
+            tx.put(&key, &v[..1 + rng.below(8) as usize]).unwrap();
         }
     }
-    tx.publish("q", &block.hash[..4]);
+    tx.publish("q", &block.hash[..4]).unwrap();
 }
 
 fn apply_gen(ps: &PluginStore, block: BlockRef, parent: [u8; 32]) -> Cursor {
@@ -171,7 +171,7 @@ fn reads_see_own_writes_and_scans_merge() {
                 0..=3 => {
                     let k = rand_key(&mut rng);
                     let v = rng.next_u64().to_be_bytes()[..rng.below(9) as usize].to_vec();
-                    tx.put(&k, &v);
+                    tx.set(&k, &v);
                     view.insert(k.clone(), v.clone());
                     writes.insert(k, Some(v));
                 }
@@ -181,7 +181,7 @@ fn reads_see_own_writes_and_scans_merge() {
                     } else {
                         view.keys().nth(rng.below(view.len() as u64) as usize).unwrap().clone()
                     };
-                    tx.delete(&k);
+                    tx.remove(&k);
                     view.remove(&k);
                     writes.insert(k, None);
                 }
@@ -212,7 +212,7 @@ fn reads_see_own_writes_and_scans_merge() {
             }
             if rng.below(50) == 0 {
                 let body = rng.next_u64().to_be_bytes().to_vec();
-                tx.publish("events", &body);
+                tx.publish("events", &body).unwrap();
                 publishes.push(("events".to_string(), body));
             }
         }
@@ -241,12 +241,12 @@ fn reads_see_own_writes_and_scans_merge() {
     // Abort and drop write nothing.
     let before = store.dump_namespace_raw("p1").unwrap();
     let mut tx = ps.begin_block(BlockRef { height: 61, hash: [7; 32] }, parent).unwrap();
-    tx.put(b"x", b"y");
-    tx.publish("events", b"z");
+    tx.set(b"x", b"y");
+    tx.publish("events", b"z").unwrap();
     tx.abort();
     {
         let mut tx = ps.begin_block(BlockRef { height: 61, hash: [7; 32] }, parent).unwrap();
-        tx.delete(&committed.keys().next().unwrap().clone());
+        tx.remove(&committed.keys().next().unwrap().clone());
     }
     assert_eq!(store.dump_namespace_raw("p1").unwrap(), before);
     println!("reads_see_own_writes: 60 blocks, {checks} read checks, final digest {}", hex::encode(digest));
@@ -376,8 +376,8 @@ fn refusals_change_nothing() {
     let (next, parent) = chain_block(0, 0, 106);
     let mut t1 = ps.begin_block(next, parent).unwrap();
     let mut t2 = ps.begin_block(next, parent).unwrap();
-    t1.put(b"one", b"1");
-    t2.put(b"two", b"2");
+    t1.set(b"one", b"1");
+    t2.set(b"two", b"2");
     t1.commit().unwrap();
     let e = format!("{:#}", t2.commit().unwrap_err());
     assert!(e.contains("cursor moved"), "{e}");
@@ -413,7 +413,7 @@ fn namespaces_are_isolated() {
         let ps = store.plugin(n);
         let mut tx = ps.begin_block(BlockRef { height: 1, hash: [i as u8; 32] }, [0; 32]).unwrap();
         for k in &nasty {
-            tx.put(k, format!("{n}:{}", hex::encode(k)).as_bytes());
+            tx.set(k, format!("{n}:{}", hex::encode(k)).as_bytes());
         }
         tx.commit().unwrap();
     }
@@ -467,14 +467,14 @@ fn outbox_order_reopen_ack_and_undo() {
         let x = store.plugin("x");
         let y = store.plugin("y");
         let mut t = x.begin_block(b1, [0; 32]).unwrap();
-        t.publish("q1", b"x1a");
-        t.publish("q2", b"x1b");
+        t.publish("q1", b"x1a").unwrap();
+        t.publish("q2", b"x1b").unwrap();
         t.commit().unwrap();
         let mut t = y.begin_block(b1, [0; 32]).unwrap();
-        t.publish("q1", b"y1");
+        t.publish("q1", b"y1").unwrap();
         t.commit().unwrap();
         let mut t = x.begin_block(b2, b1.hash).unwrap();
-        t.publish("q1", b"x2");
+        t.publish("q1", b"x2").unwrap();
         t.commit().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
@@ -513,14 +513,14 @@ fn outbox_order_reopen_ack_and_undo() {
     let store = Store::open(dir.path()).unwrap();
     let y = store.plugin("y");
     let mut t = y.begin_block(b2, b1.hash).unwrap();
-    t.publish("q1", b"y2");
+    t.publish("q1", b"y2").unwrap();
     t.commit().unwrap();
     let p = store.outbox_pending(100).unwrap();
     assert_eq!(p.len(), 1);
     assert!(p[0].seq > last);
     // drop_plugin keeps committed messages: they are delivered whatever happens to the namespace.
     let mut t = y.begin_block(b3, b2.hash).unwrap();
-    t.publish("q1", b"y3");
+    t.publish("q1", b"y3").unwrap();
     t.commit().unwrap();
     store.drop_plugin("y").unwrap();
     assert!(store.plugin("y").cursor().unwrap().is_none());
@@ -708,12 +708,12 @@ fn commit_throughput() {
                 let k = rng.next_u64().to_be_bytes();
                 let k = [b"utxo/".as_slice(), &k[..6]].concat();
                 if rng.below(5) == 0 {
-                    tx.delete(&k);
+                    tx.remove(&k);
                 } else {
-                    tx.put(&k, &rng.next_u64().to_le_bytes().repeat(5));
+                    tx.set(&k, &rng.next_u64().to_le_bytes().repeat(5));
                 }
             }
-            tx.publish("events", &block.hash);
+            tx.publish("events", &block.hash).unwrap();
             tx.commit().unwrap();
             parent = block.hash;
         }

@@ -3,18 +3,25 @@
 //! - [`bindings`]: `wit-bindgen` bindings generated from `guest-sdk/wit` (the versioned WIT
 //!   package `phase1:indexer`, world `plugin`).
 //! - [`Plugin`] + [`export_plugin!`]: the typed entry points a plugin implements.
-//! - [`store`], [`publish`], [`log`], [`config`]: typed wrappers over the host imports, with
-//!   JSON helpers.
+//! - [`store`], [`local`], [`outbound`], [`publish`], [`log`], [`config`]: typed wrappers over
+//!   the host imports, with JSON helpers.
+//! - HTTP: [`route_get`], [`route_post`], [`legacy_get`], [`legacy_post`] declare routes;
+//!   [`HttpRequest`] and [`HttpResponse`] have small helpers (`param`, `query_param`,
+//!   `HttpResponse::json`, ...).
 //! - [`testing`]: a native harness — on non-wasm targets the same wrappers talk to an in-memory
 //!   host, so a plugin's handlers can be unit-tested with `cargo test` without the engine.
 //! - `tx` helpers with the `bitcoin` crate (feature `bitcoin`, on by default).
 //!
-//! Every call runs in a fresh instance (see the WIT): keep durable state in [`store`] only.
+//! Every call runs in a fresh instance (see the WIT): keep durable state in [`store`] (chain
+//! state) or [`local`] (off-chain state) only.
 
 extern crate self as guest_sdk;
 
+mod http;
+pub use http::{legacy_get, legacy_post, route, route_get, route_post};
+
 /// Version of the host/plugin contract this SDK targets (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Reserved key prefix for watched outpoints: `WATCH_PREFIX ++ txid(32) ++ vout(4, BE)`.
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";
@@ -35,11 +42,13 @@ pub mod bindings {
         pub_export_macro: true,
         default_bindings_module: "guest_sdk::bindings",
         runtime_path: "guest_sdk::__wit_bindgen::rt",
+        additional_derives: [PartialEq, Eq],
     });
 }
 
 pub use bindings::phase1::indexer::log::Level;
-pub use bindings::phase1::indexer::types::{BlockInfo, DepthFrom, Manifest, Tx};
+pub use bindings::phase1::indexer::outbound::HttpReply;
+pub use bindings::phase1::indexer::types::{BlockInfo, DepthFrom, HttpRequest, HttpResponse, Manifest, Route, Tx};
 
 /// A plugin's handlers. Associated functions, not methods: each call runs in a fresh instance,
 /// so there is no `self` that could survive from one block to the next.
@@ -60,6 +69,17 @@ pub trait Plugin {
     fn undo_block(_block: &BlockInfo) -> Result<(), String> {
         Ok(())
     }
+    /// Serves one request to a route of the manifest's `routes` (`req.route` is the declared
+    /// path). Read routes see `store` and `local` read-only; write routes may write `local`
+    /// (kept only when the status is below 400). Default: 404 `{"error":"no such route"}`.
+    fn handle_request(_req: &HttpRequest) -> HttpResponse {
+        HttpResponse::not_found()
+    }
+    /// The periodic job (only when the manifest's `job_interval_ms` > 0): may read `store`,
+    /// read and write `local` (kept only on `Ok`) and use [`outbound`].
+    fn run_job() -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Reads a number from a plugin's config: either the whole config (`"100"`) or field `key` of a
@@ -75,7 +95,8 @@ pub fn config_number(config: &str, key: &str) -> Result<u64, String> {
     }
 }
 
-/// A manifest with no prefilter (every transaction is delivered) and confirmation depth 1.
+/// A manifest with no prefilter (every transaction is delivered), confirmation depth 1, no
+/// routes and no job.
 pub fn manifest(name: &str, version: &str) -> Manifest {
     Manifest {
         name: name.into(),
@@ -86,7 +107,14 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
         raw_block: false,
         confirmation_depths: Vec::new(),
         unconfirmed_blocks: false,
+        routes: Vec::new(),
+        job_interval_ms: 0,
     }
+}
+
+/// A 32-byte hash given in internal byte order as the hex explorers show (byte-reversed).
+pub fn hash_hex(hash: &[u8]) -> String {
+    hash.iter().rev().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Exports a [`Plugin`] implementation as the component's `plugin` world. Expands to nothing on
@@ -130,6 +158,12 @@ macro_rules! export_plugin {
                 fn undo_block(block: $crate::BlockInfo) -> ::std::result::Result<(), ::std::string::String> {
                     <$plugin as $crate::Plugin>::undo_block(&block)
                 }
+                fn handle_request(request: $crate::HttpRequest) -> $crate::HttpResponse {
+                    <$plugin as $crate::Plugin>::handle_request(&request)
+                }
+                fn run_job() -> ::std::result::Result<(), ::std::string::String> {
+                    <$plugin as $crate::Plugin>::run_job()
+                }
             }
             $crate::bindings::export!(__GuestSdkExport);
         };
@@ -139,20 +173,22 @@ macro_rules! export_plugin {
 /// The raw host calls: WIT imports on wasm32, the in-memory [`testing`] host elsewhere.
 #[cfg(target_arch = "wasm32")]
 mod backend {
-    use crate::bindings::phase1::indexer::{env, log, queue, store};
-    pub fn get(key: &[u8]) -> Option<Vec<u8>> {
+    use crate::bindings::phase1::indexer::{env, local, log, outbound, queue, store};
+    pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    pub fn store_get(key: &[u8]) -> Option<Vec<u8>> {
         store::get(key)
     }
-    pub fn put(key: &[u8], value: &[u8]) {
+    pub fn store_put(key: &[u8], value: &[u8]) {
         store::put(key, value)
     }
-    pub fn delete(key: &[u8]) {
+    pub fn store_delete(key: &[u8]) {
         store::delete(key)
     }
-    pub fn scan_prefix(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn store_scan_prefix(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Entries {
         store::scan_prefix(prefix, after, limit)
     }
-    pub fn scan_range(start: &[u8], end: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn store_scan_range(start: &[u8], end: &[u8], limit: u32) -> Entries {
         store::scan_range(start, end, limit)
     }
     pub fn watch_outpoint(txid: &[u8], vout: u32) {
@@ -160,6 +196,29 @@ mod backend {
     }
     pub fn unwatch_outpoint(txid: &[u8], vout: u32) {
         store::unwatch_outpoint(txid, vout)
+    }
+    pub fn local_get(key: &[u8]) -> Option<Vec<u8>> {
+        local::get(key)
+    }
+    pub fn local_put(key: &[u8], value: &[u8]) {
+        local::put(key, value)
+    }
+    pub fn local_delete(key: &[u8]) {
+        local::delete(key)
+    }
+    pub fn local_scan_prefix(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Entries {
+        local::scan_prefix(prefix, after, limit)
+    }
+    pub fn http_request(
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<crate::HttpReply, String> {
+        outbound::http_request(method, url, headers, body)
+    }
+    pub fn bitcoind(method: &str, params: &str) -> Result<String, String> {
+        outbound::bitcoind(method, params)
     }
     pub fn publish(queue: &str, body: &[u8]) {
         queue::publish(queue, body)
@@ -174,105 +233,59 @@ mod backend {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod backend {
-    use crate::testing::with_host;
-    use crate::Level;
-    pub fn get(key: &[u8]) -> Option<Vec<u8>> {
-        with_host(|h| h.store.get(key).cloned())
-    }
-    pub fn put(key: &[u8], value: &[u8]) {
-        with_host(|h| {
-            h.store.insert(key.to_vec(), value.to_vec());
-        })
-    }
-    pub fn delete(key: &[u8]) {
-        with_host(|h| {
-            h.store.remove(key);
-        })
-    }
-    pub fn scan_prefix(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        with_host(|h| {
-            h.store
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .filter(|(k, _)| after.is_none_or(|a| k.as_slice() > a))
-                .take(limit as usize)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-    }
-    pub fn scan_range(start: &[u8], end: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        with_host(|h| {
-            if start >= end {
-                return Vec::new();
-            }
-            h.store
-                .range(start.to_vec()..end.to_vec())
-                .take(limit as usize)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-    }
-    pub fn watch_outpoint(txid: &[u8], vout: u32) {
-        put(&crate::store::watch_key(txid, vout), &[])
-    }
-    pub fn unwatch_outpoint(txid: &[u8], vout: u32) {
-        delete(&crate::store::watch_key(txid, vout))
-    }
-    pub fn publish(queue: &str, body: &[u8]) {
-        with_host(|h| h.published.push((queue.to_string(), body.to_vec())))
-    }
-    pub fn log(level: Level, message: &str) {
-        with_host(|h| h.logs.push((level, message.to_string())))
-    }
-    pub fn config() -> String {
-        with_host(|h| h.config.clone())
-    }
+    pub use crate::testing::host::*;
 }
 
-/// The plugin's key/value namespace (see the WIT `store` interface).
+/// Shared typed helpers of the two key/value spaces ([`store`] and [`local`]).
+macro_rules! kv_helpers {
+    ($space:literal, $get:path, $put:path) => {
+        /// JSON value under `key`; `Ok(None)` when absent, `Err` when it does not decode as `T`.
+        pub fn get_json<T: serde::de::DeserializeOwned>(key: impl AsRef<[u8]>) -> Result<Option<T>, String> {
+            match $get(key.as_ref()) {
+                None => Ok(None),
+                Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                    format!(concat!($space, " key {}: bad JSON: {}"), String::from_utf8_lossy(key.as_ref()), e)
+                }),
+            }
+        }
+        /// Stores `value` as JSON under `key`.
+        pub fn put_json<T: serde::Serialize + ?Sized>(key: impl AsRef<[u8]>, value: &T) -> Result<(), String> {
+            let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+            $put(key.as_ref(), &bytes);
+            Ok(())
+        }
+        /// A `u64` counter stored as 8 big-endian bytes (0 when absent).
+        pub fn get_u64(key: impl AsRef<[u8]>) -> u64 {
+            $get(key.as_ref()).and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
+        }
+        pub fn put_u64(key: impl AsRef<[u8]>, value: u64) {
+            $put(key.as_ref(), &value.to_be_bytes())
+        }
+    };
+}
+
+/// The plugin's chain-state key/value namespace (see the WIT `store` interface).
 pub mod store {
     use super::backend;
-    use serde::{de::DeserializeOwned, Serialize};
 
     pub fn get(key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        backend::get(key.as_ref())
+        backend::store_get(key.as_ref())
     }
     pub fn put(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        backend::put(key.as_ref(), value.as_ref())
+        backend::store_put(key.as_ref(), value.as_ref())
     }
     pub fn delete(key: impl AsRef<[u8]>) {
-        backend::delete(key.as_ref())
+        backend::store_delete(key.as_ref())
     }
     /// Entries whose key starts with `prefix`, ascending, strictly after `after`, at most `limit`.
     pub fn scan_prefix(prefix: impl AsRef<[u8]>, after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        backend::scan_prefix(prefix.as_ref(), after, limit)
+        backend::store_scan_prefix(prefix.as_ref(), after, limit)
     }
     /// Entries with `start <= key < end`, ascending, at most `limit`.
     pub fn scan_range(start: impl AsRef<[u8]>, end: impl AsRef<[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        backend::scan_range(start.as_ref(), end.as_ref(), limit)
+        backend::store_scan_range(start.as_ref(), end.as_ref(), limit)
     }
-    /// JSON value under `key`; `Ok(None)` when absent, `Err` when it does not decode as `T`.
-    pub fn get_json<T: DeserializeOwned>(key: impl AsRef<[u8]>) -> Result<Option<T>, String> {
-        match get(key.as_ref()) {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("store key {}: bad JSON: {e}", String::from_utf8_lossy(key.as_ref()))),
-        }
-    }
-    /// Stores `value` as JSON under `key`.
-    pub fn put_json<T: Serialize + ?Sized>(key: impl AsRef<[u8]>, value: &T) -> Result<(), String> {
-        let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-        put(key, bytes);
-        Ok(())
-    }
-    /// A `u64` counter stored as 8 big-endian bytes (0 when absent).
-    pub fn get_u64(key: impl AsRef<[u8]>) -> u64 {
-        get(key).and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
-    }
-    pub fn put_u64(key: impl AsRef<[u8]>, value: u64) {
-        put(key, value.to_be_bytes())
-    }
+    kv_helpers!("store", backend::store_get, backend::store_put);
     /// Deliver future transactions spending `txid:vout` (needs `watch_spends` in the manifest).
     pub fn watch_outpoint(txid: &[u8; 32], vout: u32) {
         backend::watch_outpoint(txid, vout)
@@ -287,6 +300,71 @@ pub mod store {
         k.extend_from_slice(txid);
         k.extend_from_slice(&vout.to_be_bytes());
         k
+    }
+}
+
+/// The plugin's off-chain key/value namespace (see the WIT `local` interface): not touched by
+/// blocks or reorgs. Block and undo handlers cannot use it; read routes read it; write routes
+/// and the job may write it.
+pub mod local {
+    use super::backend;
+
+    pub fn get(key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        backend::local_get(key.as_ref())
+    }
+    pub fn put(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        backend::local_put(key.as_ref(), value.as_ref())
+    }
+    pub fn delete(key: impl AsRef<[u8]>) {
+        backend::local_delete(key.as_ref())
+    }
+    /// Entries whose key starts with `prefix`, ascending, strictly after `after`, at most `limit`.
+    pub fn scan_prefix(prefix: impl AsRef<[u8]>, after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        backend::local_scan_prefix(prefix.as_ref(), after, limit)
+    }
+    kv_helpers!("local", backend::local_get, backend::local_put);
+}
+
+/// Side effects outside the engine (see the WIT `outbound` interface): only the job may call
+/// these, and the runtime file's capabilities gate them.
+pub mod outbound {
+    use super::backend;
+    pub use crate::HttpReply;
+
+    /// An HTTP request; `Err` when the URL is not allowed, unreachable, or timed out. Any
+    /// status (also 4xx/5xx) is an `Ok` reply.
+    pub fn http_request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl AsRef<[u8]>,
+    ) -> Result<HttpReply, String> {
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        backend::http_request(method, url, &headers, body.as_ref())
+    }
+    /// `GET url` with no headers.
+    pub fn http_get(url: &str) -> Result<HttpReply, String> {
+        http_request("GET", url, &[], [])
+    }
+    /// A bitcoind JSON-RPC call; `params` must be a JSON array. Returns the `result` value, or
+    /// the RPC error text.
+    pub fn bitcoind(method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+        if !params.is_array() {
+            return Err(format!("bitcoind {method}: params must be a JSON array"));
+        }
+        let out = backend::bitcoind(method, &params.to_string())?;
+        serde_json::from_str(&out).map_err(|e| format!("bitcoind {method}: result is not JSON: {e}"))
+    }
+
+    impl HttpReply {
+        /// The body as UTF-8 (lossy).
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+        /// The body decoded as JSON.
+        pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+            serde_json::from_slice(&self.body).map_err(|e| format!("reply body is not the expected JSON: {e}"))
+        }
     }
 }
 
@@ -349,106 +427,5 @@ pub mod tx {
     }
 }
 
-/// Native test harness: an in-memory host for running a plugin's handlers with `cargo test`.
-///
-/// ```ignore
-/// let mut h = guest_sdk::testing::TestHost::new("config");
-/// let manifest = h.init::<MyPlugin>().unwrap();
-/// h.apply_block::<MyPlugin>(&block, &txs).unwrap();
-/// assert_eq!(h.store.len(), 3);
-/// ```
 #[cfg(not(target_arch = "wasm32"))]
-pub mod testing {
-    use crate::{BlockInfo, Level, Manifest, Plugin, Tx};
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-
-    /// The in-memory host state a plugin sees while a harness call runs.
-    #[derive(Debug, Default, Clone)]
-    pub struct TestHost {
-        pub config: String,
-        pub store: BTreeMap<Vec<u8>, Vec<u8>>,
-        pub published: Vec<(String, Vec<u8>)>,
-        pub logs: Vec<(Level, String)>,
-    }
-
-    thread_local! {
-        static CURRENT: RefCell<Option<TestHost>> = const { RefCell::new(None) };
-    }
-
-    pub(crate) fn with_host<R>(f: impl FnOnce(&mut TestHost) -> R) -> R {
-        CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            let host = c.as_mut().expect("guest-sdk host call outside a guest_sdk::testing::TestHost call");
-            f(host)
-        })
-    }
-
-    impl TestHost {
-        pub fn new(config: &str) -> Self {
-            TestHost { config: config.to_string(), ..Default::default() }
-        }
-
-        /// Runs `f` with this host installed as the plugin's host.
-        pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-            let taken = std::mem::take(self);
-            CURRENT.with(|c| *c.borrow_mut() = Some(taken));
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            *self = CURRENT.with(|c| c.borrow_mut().take()).expect("host state");
-            match out {
-                Ok(r) => r,
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-
-        pub fn init<P: Plugin>(&mut self) -> Result<Manifest, String> {
-            let config = self.config.clone();
-            self.run(|| P::init(&config))
-        }
-
-        /// Applies a block, delivering `txs` as given (the harness does not prefilter).
-        pub fn apply_block<P: Plugin>(&mut self, block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
-            self.run(|| P::apply_block(block, txs))
-        }
-
-        /// Delivers an unconfirmed tip block, as the engine does with `unconfirmed_blocks`.
-        pub fn apply_unconfirmed<P: Plugin>(&mut self, block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
-            self.run(|| P::apply_unconfirmed(block, txs))
-        }
-
-        pub fn undo_block<P: Plugin>(&mut self, block: &BlockInfo) -> Result<(), String> {
-            self.run(|| P::undo_block(block))
-        }
-
-        /// Messages published since the last call, drained.
-        pub fn take_published(&mut self) -> Vec<(String, Vec<u8>)> {
-            std::mem::take(&mut self.published)
-        }
-    }
-
-    /// A `BlockInfo` for fixtures.
-    pub fn block_info(height: u32, hash: [u8; 32], prev_hash: [u8; 32], time: u32) -> BlockInfo {
-        BlockInfo { height, hash: hash.to_vec(), prev_hash: prev_hash.to_vec(), time }
-    }
-
-    /// All transactions of a serialized block as delivered `Tx`s (no prefilter).
-    #[cfg(feature = "bitcoin")]
-    pub fn block_fixture(height: u32, raw_block: &[u8]) -> Result<(BlockInfo, Vec<Tx>), String> {
-        use bitcoin::consensus::serialize;
-        use bitcoin::hashes::Hash;
-        let block = crate::tx::decode_block(raw_block)?;
-        let info = BlockInfo {
-            height,
-            hash: block.block_hash().to_byte_array().to_vec(),
-            prev_hash: block.header.prev_blockhash.to_byte_array().to_vec(),
-            time: block.header.time,
-        };
-        let txs = block
-            .txdata
-            .iter()
-            .enumerate()
-            .map(|(i, tx)| Tx { index: i as u32, txid: tx.compute_txid().to_byte_array().to_vec(), raw: serialize(tx) })
-            .collect();
-        Ok((info, txs))
-    }
-}
+pub mod testing;

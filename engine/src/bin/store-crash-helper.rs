@@ -119,12 +119,12 @@ pub fn apply(ps: &PluginStore, seed: u64, branch: u32, height: u32) -> anyhow::R
             let _ = tx.scan_prefix(b"k0", None, 10);
         }
         match v {
-            Some(v) => tx.put(k, v),
-            None => tx.delete(k),
+            Some(v) => tx.set(k, v),
+            None => tx.remove(k),
         }
     }
     for (q, b) in &publishes {
-        tx.publish(q, b);
+        tx.publish(q, b).expect("no queue restriction");
     }
     tx.commit()
 }

@@ -47,6 +47,16 @@ impl BlockTx {
         self.error.as_ref()
     }
 
+    /// Writes `key` in the block (host bookkeeping; plugins go through [`BlockContext`]).
+    pub fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    /// Deletes `key` in the block (host bookkeeping).
+    pub fn remove(&mut self, key: &[u8]) {
+        self.writes.insert(key.to_vec(), None);
+    }
+
     /// Discards the block: nothing is written.
     pub fn abort(self) {}
 
@@ -106,15 +116,7 @@ impl BlockTx {
         }
 
         let mut seqs = Vec::with_capacity(self.publishes.len());
-        let mut next = w.next_seq;
-        for (q, body) in self.publishes.iter().filter(|_| !self.plugin.muted) {
-            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.plugin.label, &self.block, q, body));
-            seqs.push(next);
-            next += 1;
-        }
-        if next != w.next_seq {
-            batch.put(codec::KEY_OUTBOX_SEQ, next.to_be_bytes());
-        }
+        let next = self.plugin.append_outbox(&mut batch, &w, &self.block, &self.publishes, &mut seqs)?;
 
         let undo = UndoRecord { prev: self.base, block_hash: self.block.hash, before, seqs };
         let h = self.block.height;
@@ -129,7 +131,7 @@ impl BlockTx {
         inner
             .write(batch)
             .with_context(|| format!("committing block {} of plugin {:?}", self.block.height, self.plugin.name))?;
-        w.next_seq = next;
+        self.plugin.store.published(&mut w, next);
         Ok(cursor)
     }
 
@@ -154,17 +156,19 @@ impl BlockContext for BlockTx {
         }
     }
 
-    fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.set(key, value);
+        Ok(())
     }
 
-    fn delete(&mut self, key: &[u8]) {
-        self.writes.insert(key.to_vec(), None);
+    fn delete(&mut self, key: &[u8]) -> Result<(), String> {
+        self.remove(key);
+        Ok(())
     }
 
     fn scan_prefix(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         let r = match prefix_bounds(prefix, after) {
-            Some((lo, hi)) => merged_scan(&self.plugin, &lo, hi.as_deref(), &self.writes, limit),
+            Some((lo, hi)) => merged_scan(&self.plugin, Space::DATA, &lo, hi.as_deref(), &self.writes, limit),
             None => Ok(Vec::new()),
         };
         r.unwrap_or_else(|e| {
@@ -177,15 +181,29 @@ impl BlockContext for BlockTx {
         if start >= end {
             return Vec::new();
         }
-        merged_scan(&self.plugin, start, Some(end), &self.writes, limit).unwrap_or_else(|e| {
+        merged_scan(&self.plugin, Space::DATA, start, Some(end), &self.writes, limit).unwrap_or_else(|e| {
             self.fail(e);
             Vec::new()
         })
     }
 
-    fn publish(&mut self, queue: &str, body: &[u8]) {
+    fn publish(&mut self, queue: &str, body: &[u8]) -> Result<(), String> {
+        self.plugin.may_publish(queue)?;
         self.publishes.push((queue.to_string(), body.to_vec()));
+        Ok(())
     }
+}
+
+/// Which key space of a namespace a read goes to, and at which snapshot (`None`: latest).
+#[derive(Clone, Copy)]
+pub(super) struct Space<'a> {
+    pub sub: u8,
+    pub snapshot: Option<&'a rocksdb::Snapshot<'a>>,
+}
+
+impl Space<'static> {
+    pub const DATA: Space<'static> = Space { sub: codec::SUB_DATA, snapshot: None };
+    pub const LOCAL: Space<'static> = Space { sub: codec::SUB_LOCAL, snapshot: None };
 }
 
 /// User-key bounds `[lo, hi)` of a prefix scan strictly after `after`; `hi = None` means the end of
@@ -212,6 +230,7 @@ pub(super) fn prefix_bounds(prefix: &[u8], after: Option<&[u8]>) -> Option<(Vec<
 /// writes; `None` = deleted) merged over the committed state of the namespace.
 pub(super) fn merged_scan(
     plugin: &PluginStore,
+    space: Space<'_>,
     lo: &[u8],
     hi: Option<&[u8]>,
     pending: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -224,13 +243,17 @@ pub(super) fn merged_scan(
     }
     let p = &plugin.prefix;
     let db: &DB = &plugin.store.inner.db;
-    let lower = codec::sub_key(p, codec::SUB_DATA, lo);
+    let sub = space.sub;
+    let lower = codec::sub_key(p, sub, lo);
     let upper = match hi {
-        Some(h) => codec::sub_key(p, codec::SUB_DATA, h),
-        None => codec::sub_key(p, codec::SUB_DATA + 1, &[]),
+        Some(h) => codec::sub_key(p, sub, h),
+        None => codec::sub_key(p, sub + 1, &[]),
     };
     let strip = p.len() + 1;
     let mut ro = ReadOptions::default();
+    if let Some(snap) = space.snapshot {
+        ro.set_snapshot(snap);
+    }
     ro.set_iterate_lower_bound(lower.clone());
     ro.set_iterate_upper_bound(upper);
     let mut it = db.raw_iterator_opt(ro);

@@ -3,13 +3,15 @@
 //! Key layout (one RocksDB database, default column family, keys compared bytewise):
 //!
 //! ```text
-//! 'g' "format"                         -> u8 format version (1)
+//! 'g' "format"                         -> u8 format version (2)
 //! 'g' "outbox_seq"                     -> u64 BE: next outbox sequence number
 //! 'o' seq:u64 BE                       -> outbox entry (see encode_outbox)
 //! 'p' len:u32 BE name  'c'             -> cursor: height u32 BE, hash[32], digest[32]
 //! 'p' len:u32 BE name  'd' key         -> the plugin's value for `key`
 //! 'p' len:u32 BE name  'h' height BE   -> digest history: hash[32], digest[32]
+//! 'p' len:u32 BE name  'l' key         -> the plugin's off-chain ("local") value for `key`
 //! 'p' len:u32 BE name  'm' meta-key    -> metadata value
+//! 'p' len:u32 BE name  'n'             -> u64 BE: messages the namespace has emitted so far
 //! 'p' len:u32 BE name  's'             -> status (absent = Active)
 //! 'p' len:u32 BE name  'u' height BE   -> undo record of the block at `height`
 //! ```
@@ -24,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 use super::{Cursor, Status};
 use crate::plugin_api::BlockRef;
 
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 pub const KEY_FORMAT: &[u8] = b"gformat";
 pub const KEY_OUTBOX_SEQ: &[u8] = b"goutbox_seq";
 pub const OUTBOX_TAG: u8 = b'o';
@@ -33,7 +35,9 @@ pub const PLUGIN_TAG: u8 = b'p';
 pub const SUB_CURSOR: u8 = b'c';
 pub const SUB_DATA: u8 = b'd';
 pub const SUB_HISTORY: u8 = b'h';
+pub const SUB_LOCAL: u8 = b'l';
 pub const SUB_META: u8 = b'm';
+pub const SUB_MSGNO: u8 = b'n';
 pub const SUB_STATUS: u8 = b's';
 pub const SUB_UNDO: u8 = b'u';
 
@@ -229,13 +233,14 @@ pub fn decode_history(v: &[u8]) -> Result<([u8; 32], [u8; 32])> {
     Ok((v[0..32].try_into().unwrap(), v[32..64].try_into().unwrap()))
 }
 
-/// Outbox value: plugin (u32 len + bytes), height u32, block hash[32], queue (u32 len + bytes),
-/// body (rest).
-pub fn encode_outbox(plugin: &str, block: &BlockRef, queue: &str, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(48 + plugin.len() + queue.len() + body.len());
+/// Outbox value: plugin (u32 len + bytes), height u32, block hash[32], message number u64 (the
+/// namespace's count of emitted messages before this one), queue (u32 len + bytes), body (rest).
+pub fn encode_outbox(plugin: &str, block: &BlockRef, number: u64, queue: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(56 + plugin.len() + queue.len() + body.len());
     put_bytes(&mut v, plugin.as_bytes());
     v.extend_from_slice(&block.height.to_be_bytes());
     v.extend_from_slice(&block.hash);
+    v.extend_from_slice(&number.to_be_bytes());
     put_bytes(&mut v, queue.as_bytes());
     v.extend_from_slice(body);
     v
@@ -245,6 +250,7 @@ pub struct OutboxFields {
     pub plugin: String,
     pub height: u32,
     pub block_hash: [u8; 32],
+    pub number: u64,
     pub queue: String,
     pub body: Vec<u8>,
 }
@@ -254,9 +260,10 @@ pub fn decode_outbox(v: &[u8]) -> Result<OutboxFields> {
     let plugin = String::from_utf8(r.bytes()?.to_vec())?;
     let height = r.u32()?;
     let block_hash = r.take(32)?.try_into().unwrap();
+    let number = u64::from_be_bytes(r.take(8)?.try_into().unwrap());
     let queue = String::from_utf8(r.bytes()?.to_vec())?;
     let body = v[r.pos..].to_vec();
-    Ok(OutboxFields { plugin, height, block_hash, queue, body })
+    Ok(OutboxFields { plugin, height, block_hash, number, queue, body })
 }
 
 /// The state digest after a block:

@@ -11,17 +11,28 @@
 //!   [`codec::block_digest`]), so equal chains give equal digests, byte for byte.
 //! - Outbox sequence numbers only grow (persisted), across all plugins.
 //!
-//! Outbox and undo: `undo_block` deletes the undone block's outbox entries that are still
-//! pending (never delivered). Entries already acknowledged (`outbox_ack`) have been delivered and
-//! stay delivered: the store cannot take them back. Compensation is the plugin's business: the
-//! engine runs the plugin's `undo-block` handler and passes what it published to
-//! [`PluginStore::undo_block_publishing`], which commits those messages in the undo's own batch
-//! (so they are published exactly when the undo is durable).
+//! Outbox and undo: a committed message is never taken back. `undo_block` leaves the undone
+//! block's outbox entries in place (delivered or not), so what consumers receive depends only on
+//! the sequence of blocks applied and undone, never on how fast the publisher drained. Compensation
+//! is the plugin's business: the engine runs the plugin's `undo-block` handler and passes what it
+//! published to [`PluginStore::undo_block_publishing`], which commits those messages in the undo's
+//! own batch (so they are published exactly when the undo is durable).
+//!
+//! Message ids: each namespace counts the messages its blocks and undos emit (also while muted),
+//! outside the undo records, so the count never goes back. An outbox entry carries (plugin,
+//! block height and hash, that number); [`OutboxEntry::message_id`] is the id sinks attach for
+//! consumer dedupe. It is the same on every redelivery and unique across reorgs and rewinds.
+//!
+//! Local state: next to its chain state each namespace has an off-chain key space (`local`),
+//! written only by [`PluginStore::commit_local`] (HTTP write routes, jobs), never undone and not
+//! part of the digest.
 //!
 //! Key layout: see [`codec`].
 
 mod block;
 pub mod codec;
+mod local;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +42,7 @@ use rocksdb::{DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 
 pub use block::BlockTx;
 use codec::UndoRecord;
+pub use snapshot::Snapshot;
 
 use crate::plugin_api::BlockRef;
 
@@ -70,8 +82,18 @@ pub struct OutboxEntry {
     pub plugin: String,
     pub height: u32,
     pub block_hash: [u8; 32],
+    /// The namespace's message number (see the module doc).
+    pub number: u64,
     pub queue: String,
     pub body: Vec<u8>,
+}
+
+impl OutboxEntry {
+    /// `<plugin>:<height>:<block hash, explorer hex>:<number>`: deterministic, the same on every
+    /// redelivery, for consumer dedupe.
+    pub fn message_id(&self) -> String {
+        format!("{}:{}:{}:{}", self.plugin, self.height, codec::hash_hex(&self.block_hash), self.number)
+    }
 }
 
 /// One entry of a namespace's digest history: the state digest after the block at `height`.
@@ -108,6 +130,8 @@ struct Inner {
     /// outbox sequence are decided under it.
     writer: Mutex<Writer>,
     sync: WriteOptions,
+    /// The next outbox sequence number, announced after every commit that added entries.
+    outbox_tip: tokio::sync::watch::Sender<u64>,
 }
 
 struct Writer {
@@ -169,7 +193,18 @@ impl Store {
         // Format marker: a new database gets one; a foreign or newer one is refused.
         match db.get(codec::KEY_FORMAT)? {
             Some(v) if v == [codec::FORMAT_VERSION] => {}
-            Some(v) => bail!("store at {} has unsupported format {v:?}", path.display()),
+            Some(v) if v.len() == 1 && v[0] < codec::FORMAT_VERSION => bail!(
+                "store at {} was written by an older engine (format {}; this engine writes format {}): move it \
+                 away or delete it and let the engine index again from the plugins' start heights",
+                path.display(),
+                v[0],
+                codec::FORMAT_VERSION
+            ),
+            Some(v) => bail!(
+                "store at {} has format {v:?}, newer than this engine's {}: run a newer engine",
+                path.display(),
+                codec::FORMAT_VERSION
+            ),
             None => {
                 let mut it = db.raw_iterator();
                 it.seek_to_first();
@@ -208,6 +243,7 @@ impl Store {
                 undo_window: config.undo_window,
                 writer: Mutex::new(Writer { next_seq, outbox_floor }),
                 sync,
+                outbox_tip: tokio::sync::watch::channel(next_seq).0,
             }),
         })
     }
@@ -229,6 +265,7 @@ impl Store {
             prefix: codec::plugin_prefix(name),
             label: name.to_string(),
             muted: false,
+            queues: None,
         }
     }
 
@@ -273,22 +310,49 @@ impl Store {
     /// Up to `limit` undelivered outbox entries, in sequence order.
     pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         let floor = self.inner.lock().outbox_floor;
+        self.outbox_read(floor, limit)
+    }
+
+    /// Up to `limit` outbox entries with `seq >= from`, in sequence order.
+    pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
-        self.for_each_outbox(floor, u64::MAX, |seq, e| {
+        self.for_each_outbox(from, u64::MAX, |seq, e| {
             out.push(OutboxEntry {
                 seq,
                 plugin: e.plugin,
                 height: e.height,
                 block_hash: e.block_hash,
+                number: e.number,
                 queue: e.queue,
                 body: e.body,
             });
             out.len() < limit
         })?;
         Ok(out)
+    }
+
+    /// (ack floor, next sequence): no undelivered entry is below the floor; `next - floor` bounds
+    /// the outbox depth.
+    pub fn outbox_bounds(&self) -> (u64, u64) {
+        let w = self.inner.lock();
+        (w.outbox_floor, w.next_seq)
+    }
+
+    /// Watches the next outbox sequence number (it changes after every commit that added
+    /// messages): publishers wait on it instead of polling.
+    pub fn outbox_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.outbox_tip.subscribe()
+    }
+
+    /// Records a commit's new outbox sequence (under the writer lock) and wakes the publishers.
+    fn published(&self, w: &mut Writer, next: u64) {
+        if next != w.next_seq {
+            w.next_seq = next;
+            self.inner.outbox_tip.send_replace(next);
+        }
     }
 
     /// Durably removes every outbox entry with `seq <= up_to_seq` (they have been delivered).
@@ -373,6 +437,8 @@ pub struct PluginStore {
     /// When set, blocks publish nothing to the outbox (their messages still enter the digest):
     /// a version rebuilding in the background must not repeat history downstream.
     muted: bool,
+    /// Queues blocks may publish to (`None`: any; the runtime file's `capabilities.queues`).
+    queues: Option<Arc<[String]>>,
 }
 
 impl std::fmt::Debug for PluginStore {
@@ -403,6 +469,24 @@ impl PluginStore {
     pub fn muted(mut self, muted: bool) -> PluginStore {
         self.muted = muted;
         self
+    }
+
+    /// The same namespace allowing publishes only to `queues` (a block publishing elsewhere
+    /// faults).
+    pub fn with_queues(mut self, queues: &[String]) -> PluginStore {
+        self.queues = Some(queues.iter().cloned().collect());
+        self
+    }
+
+    /// Whether the namespace may publish to `queue` (see [`with_queues`](Self::with_queues)).
+    pub fn may_publish(&self, queue: &str) -> Result<(), String> {
+        match &self.queues {
+            Some(allowed) if !allowed.iter().any(|q| q == queue) => Err(format!(
+                "queue {queue:?} is not in the plugin's capabilities.queues [{}]; add it in the runtime file",
+                allowed.join(", ")
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn is_muted(&self) -> bool {
@@ -484,6 +568,54 @@ impl PluginStore {
         self.store.inner.write(batch)
     }
 
+    /// Puts `publishes` into `batch` as outbox entries of `block` (none when muted), numbered on
+    /// from the namespace's message count, which it advances (also when muted). Returns the
+    /// outbox sequence after them; call under the writer lock `w`.
+    fn append_outbox(
+        &self,
+        batch: &mut WriteBatch,
+        w: &Writer,
+        block: &BlockRef,
+        publishes: &[(String, Vec<u8>)],
+        seqs: &mut Vec<u64>,
+    ) -> Result<u64> {
+        let mut next = w.next_seq;
+        if publishes.is_empty() {
+            return Ok(next);
+        }
+        let number = self.message_count()?;
+        for (i, (q, body)) in publishes.iter().enumerate().filter(|_| !self.muted) {
+            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.label, block, number + i as u64, q, body));
+            seqs.push(next);
+            next += 1;
+        }
+        batch.put(self.key(codec::SUB_MSGNO, &[]), (number + publishes.len() as u64).to_be_bytes());
+        if next != w.next_seq {
+            batch.put(codec::KEY_OUTBOX_SEQ, next.to_be_bytes());
+        }
+        Ok(next)
+    }
+
+    /// How many messages the namespace's blocks and undos have emitted so far.
+    pub fn message_count(&self) -> Result<u64> {
+        match self.db().get(self.key(codec::SUB_MSGNO, &[]))? {
+            None => Ok(0),
+            Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| anyhow!("corrupt message counter"))?)),
+        }
+    }
+
+    /// Raises the message count to at least `n` (a version taking over continues after the
+    /// numbers the old one used, so ids never repeat).
+    pub fn raise_message_count(&self, n: u64) -> Result<()> {
+        let _w = self.store.inner.lock();
+        if self.message_count()? < n {
+            let mut batch = WriteBatch::default();
+            batch.put(self.key(codec::SUB_MSGNO, &[]), n.to_be_bytes());
+            self.store.inner.write(batch)?;
+        }
+        Ok(())
+    }
+
     /// Committed value of `key` (outside any block).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db().get(self.key(codec::SUB_DATA, key))?)
@@ -493,7 +625,9 @@ impl PluginStore {
     /// `limit`.
     pub fn scan_prefix(&self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         match block::prefix_bounds(prefix, after) {
-            Some((lo, hi)) => block::merged_scan(self, &lo, hi.as_deref(), &Default::default(), limit),
+            Some((lo, hi)) => {
+                block::merged_scan(self, block::Space::DATA, &lo, hi.as_deref(), &Default::default(), limit)
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -503,7 +637,7 @@ impl PluginStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        block::merged_scan(self, start, Some(end), &Default::default(), limit)
+        block::merged_scan(self, block::Space::DATA, start, Some(end), &Default::default(), limit)
     }
 
     /// (block hash, digest) after the block at `height`, if it is within the undo window.
@@ -636,7 +770,6 @@ impl PluginStore {
         let p = &self.prefix;
         let mut batch = WriteBatch::default();
         let mut restore: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
-        let mut seqs = Vec::new();
         let mut cur = Some(tip);
         let mut undone = 0u32;
         while let Some(c) = cur.filter(above) {
@@ -659,7 +792,6 @@ impl PluginStore {
             for (k, v) in rec.before {
                 restore.insert(k, v);
             }
-            seqs.extend(rec.seqs);
             batch.delete(codec::height_key(p, codec::SUB_UNDO, c.height));
             batch.delete(codec::height_key(p, codec::SUB_HISTORY, c.height));
             cur = rec.prev;
@@ -672,37 +804,16 @@ impl PluginStore {
                 None => batch.delete(dk),
             }
         }
-        let okeys: Vec<Vec<u8>> = seqs.iter().map(|&s| codec::outbox_key(s)).collect();
-        let mut delivered = 0usize;
-        for (k, v) in okeys.iter().zip(self.db().multi_get(&okeys)) {
-            if v?.is_some() {
-                batch.delete(k);
-            } else {
-                delivered += 1;
-            }
-        }
-        let mut next = w.next_seq;
-        for (q, body) in publishes.iter().filter(|_| !self.muted) {
-            batch.put(codec::outbox_key(next), codec::encode_outbox(&self.label, &tip.block(), q, body));
-            next += 1;
-        }
-        if next != w.next_seq {
-            batch.put(codec::KEY_OUTBOX_SEQ, next.to_be_bytes());
-        }
+        // The undone blocks' messages stay in the outbox: what was committed is delivered (the
+        // plugin's undo handler compensates), so the output never depends on delivery timing.
+        let next = self.append_outbox(&mut batch, &w, &tip.block(), publishes, &mut Vec::new())?;
         let ck = self.key(codec::SUB_CURSOR, &[]);
         match &cur {
             Some(c) => batch.put(ck, codec::encode_cursor(c)),
             None => batch.delete(ck),
         }
         inner.write(batch).with_context(|| format!("undoing blocks of plugin {:?}", self.name))?;
-        w.next_seq = next;
-        if delivered > 0 {
-            tracing::warn!(
-                plugin = %self.name,
-                delivered,
-                "undone blocks had outbox messages that were already delivered; the plugin's undo handler must compensate"
-            );
-        }
+        self.store.published(&mut w, next);
         tracing::debug!(plugin = %self.name, undone, to = %describe(&cur), "undo");
         Ok(cur)
     }

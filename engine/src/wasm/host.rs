@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use phase1::indexer::log::Level;
-pub(crate) use phase1::indexer::{env, log, queue, store, types};
+pub(crate) use phase1::indexer::{env, local, log, outbound, queue, store, types};
 
 /// Counters of what a call did through the imports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,10 @@ impl std::fmt::Display for HostCallError {
 }
 
 impl std::error::Error for HostCallError {}
+
+fn misuse(msg: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(HostCallError(msg.into()))
+}
 
 /// Store data of one call (one fresh instance).
 pub(crate) struct HostState {
@@ -143,7 +147,7 @@ impl HostState {
     fn ctx_for_write(&mut self, what: &str) -> wasmtime::Result<&mut dyn BlockContext> {
         match self.ctx() {
             Some(c) => Ok(c),
-            None => Err(wasmtime::Error::new(HostCallError(format!("{what} is not available during init")))),
+            None => Err(misuse(format!("{what} is not available during init"))),
         }
     }
 
@@ -183,14 +187,12 @@ impl store::Host for HostState {
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
         self.counters.puts += 1;
-        self.ctx_for_write("store.put")?.put(&key, &value);
-        Ok(())
+        self.ctx_for_write("store.put")?.put(&key, &value).map_err(misuse)
     }
 
     fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
         self.counters.deletes += 1;
-        self.ctx_for_write("store.delete")?.delete(&key);
-        Ok(())
+        self.ctx_for_write("store.delete")?.delete(&key).map_err(misuse)
     }
 
     fn scan_prefix(
@@ -213,23 +215,66 @@ impl store::Host for HostState {
     fn watch_outpoint(&mut self, txid: Vec<u8>, vout: u32) -> wasmtime::Result<()> {
         let key = watch_key(&txid, vout)?;
         self.counters.puts += 1;
-        self.ctx_for_write("store.watch-outpoint")?.put(&key, &[]);
-        Ok(())
+        self.ctx_for_write("store.watch-outpoint")?.put(&key, &[]).map_err(misuse)
     }
 
     fn unwatch_outpoint(&mut self, txid: Vec<u8>, vout: u32) -> wasmtime::Result<()> {
         let key = watch_key(&txid, vout)?;
         self.counters.deletes += 1;
-        self.ctx_for_write("store.unwatch-outpoint")?.delete(&key);
-        Ok(())
+        self.ctx_for_write("store.unwatch-outpoint")?.delete(&key).map_err(misuse)
     }
 }
 
 impl queue::Host for HostState {
     fn publish(&mut self, queue: String, body: Vec<u8>) -> wasmtime::Result<()> {
         self.counters.publishes += 1;
-        self.ctx_for_write("queue.publish")?.publish(&queue, &body);
-        Ok(())
+        self.ctx_for_write("queue.publish")?.publish(&queue, &body).map_err(misuse)
+    }
+}
+
+impl local::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.counters.gets += 1;
+        self.ctx_for_write("local.get")?.local_get(&key).map_err(misuse)
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.counters.puts += 1;
+        self.ctx_for_write("local.put")?.local_put(&key, &value).map_err(misuse)
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.counters.deletes += 1;
+        self.ctx_for_write("local.delete")?.local_delete(&key).map_err(misuse)
+    }
+
+    fn scan_prefix(
+        &mut self,
+        prefix: Vec<u8>,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.counters.scans += 1;
+        let limit = limit.min(self.max_scan);
+        self.ctx_for_write("local.scan-prefix")?.local_scan_prefix(&prefix, after.as_deref(), limit).map_err(misuse)
+    }
+}
+
+impl outbound::Host for HostState {
+    fn http_request(
+        &mut self,
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> wasmtime::Result<Result<outbound::HttpReply, String>> {
+        let req = crate::plugin_api::OutboundRequest { method, url, headers, body };
+        let r = self.ctx_for_write("outbound.http-request")?.http_request(req).map_err(misuse)?;
+        Ok(r.map(|r| outbound::HttpReply { status: r.status, body: r.body }))
+    }
+
+    fn bitcoind(&mut self, method: String, params: String) -> wasmtime::Result<Result<String, String>> {
+        self.ctx_for_write("outbound.bitcoind")?.bitcoind(&method, &params).map_err(misuse)
     }
 }
 

@@ -50,7 +50,7 @@ use crate::plugin_api::BlockContext;
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";
 
 /// Version of the WIT contract this host implements (`phase1:indexer@…`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Identity of the block being applied or undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +95,48 @@ pub struct Manifest {
     /// (from height, depth), ascending by height; empty = depth 1.
     pub confirmation_depths: Vec<(u32, u32)>,
     pub unconfirmed_blocks: bool,
+    /// HTTP routes served through `handle-request`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Milliseconds between two runs of `run-job`; 0 = no job.
+    #[serde(default)]
+    pub job_interval_ms: u32,
+}
+
+/// One HTTP route a plugin serves (see the WIT `route` record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub legacy: bool,
+    pub write: bool,
+}
+
+/// Fuel and wall-clock time for one call (requests and jobs have their own, smaller than a
+/// block's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudget {
+    pub fuel: u64,
+    pub timeout: Duration,
+}
+
+/// A request as it crosses into `handle-request`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub route: String,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A handler's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 impl Manifest {
@@ -117,6 +159,20 @@ impl Manifest {
                 return Err(format!(
                     "manifest of {}: confirmation-depths must be strictly ascending by from-height ({} then {})",
                     self.name, w[0].0, w[1].0
+                ));
+            }
+        }
+        for r in &self.routes {
+            if !matches!(r.method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
+                return Err(format!(
+                    "manifest of {}: route {} {}: method must be GET, POST, PUT or DELETE",
+                    self.name, r.method, r.path
+                ));
+            }
+            if !r.path.starts_with('/') || r.path.contains("//") || r.path.contains(['?', '#', '*', ':']) {
+                return Err(format!(
+                    "manifest of {}: route path {:?} must be absolute, like /v1/items/{{id}}, without ?, #, * or :",
+                    self.name, r.path
                 ));
             }
         }
@@ -149,6 +205,12 @@ impl From<host::types::Manifest> for Manifest {
             raw_block: m.raw_block,
             confirmation_depths: m.confirmation_depths.iter().map(|d| (d.from_height, d.depth)).collect(),
             unconfirmed_blocks: m.unconfirmed_blocks,
+            routes: m
+                .routes
+                .into_iter()
+                .map(|r| Route { method: r.method, path: r.path, legacy: r.legacy, write: r.write })
+                .collect(),
+            job_interval_ms: m.job_interval_ms,
         }
     }
 }
@@ -367,7 +429,8 @@ fn selected_txs(decoded: &DecodedBlock<'_>, manifest: &Manifest, ctx: &mut dyn B
         .collect()
 }
 
-/// A compiled plugin ready to be instantiated per call.
+/// A compiled plugin ready to be instantiated per call. Cheap to clone (shared compiled code).
+#[derive(Clone)]
 pub struct LoadedPlugin {
     shared: Arc<Shared>,
     pre: PluginPre<HostState>,
@@ -403,13 +466,20 @@ impl LoadedPlugin {
         &self.name
     }
 
-    fn new_store(&self, ctx: Option<&mut (dyn BlockContext + '_)>) -> Store<HostState> {
+    fn new_store(&self, ctx: Option<&mut (dyn BlockContext + '_)>, budget: Option<CallBudget>) -> Store<HostState> {
         let limits = &self.shared.limits;
         let state = HostState::new(limits, self.config.clone(), self.name.clone(), ctx);
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_fuel(limits.fuel).expect("fuel is enabled in the engine config");
-        store.set_epoch_deadline(limits.deadline_ticks());
+        let (fuel, ticks) = match budget {
+            Some(b) => {
+                let l = Limits { timeout: b.timeout, ..limits.clone() };
+                (b.fuel, l.deadline_ticks())
+            }
+            None => (limits.fuel, limits.deadline_ticks()),
+        };
+        store.set_fuel(fuel).expect("fuel is enabled in the engine config");
+        store.set_epoch_deadline(ticks);
         store
     }
 
@@ -419,8 +489,18 @@ impl LoadedPlugin {
         ctx: Option<&mut (dyn BlockContext + '_)>,
         call: impl FnOnce(&host::Plugin, &mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, ApplyStats), PluginFault> {
+        self.call_with_budget(ctx, None, call)
+    }
+
+    fn call_with_budget<R>(
+        &self,
+        ctx: Option<&mut (dyn BlockContext + '_)>,
+        budget: Option<CallBudget>,
+        call: impl FnOnce(&host::Plugin, &mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<(R, ApplyStats), PluginFault> {
         let t0 = Instant::now();
-        let mut store = self.new_store(ctx);
+        let fuel = budget.map_or(self.shared.limits.fuel, |b| b.fuel);
+        let mut store = self.new_store(ctx, budget);
         let instance = match self.pre.instantiate(&mut store) {
             Ok(i) => i,
             Err(e) => {
@@ -439,7 +519,7 @@ impl LoadedPlugin {
         let t2 = Instant::now();
         let fuel_left = store.get_fuel().unwrap_or(0);
         let stats = ApplyStats {
-            fuel_used: self.shared.limits.fuel.saturating_sub(fuel_left),
+            fuel_used: fuel.saturating_sub(fuel_left),
             instantiate_time: t1 - t0,
             call_time: t2 - t1,
             peak_memory: store.data().limiter.peak,
@@ -539,11 +619,37 @@ impl LoadedPlugin {
         Ok(stats)
     }
 
+    /// Calls `handle-request` in a fresh instance; `ctx` decides what the handler may touch.
+    pub fn handle_request(
+        &self,
+        ctx: &mut dyn BlockContext,
+        req: &HttpRequest,
+        budget: CallBudget,
+    ) -> Result<(HttpResponse, ApplyStats), PluginFault> {
+        let wit = host::types::HttpRequest {
+            method: req.method.clone(),
+            route: req.route.clone(),
+            path: req.path.clone(),
+            params: req.params.clone(),
+            query: req.query.clone(),
+            body: req.body.clone(),
+        };
+        let (r, stats) =
+            self.call_with_budget(Some(ctx), Some(budget), |p, s| p.call_handle_request(&mut *s, &wit).map(Ok))?;
+        Ok((HttpResponse { status: r.status, content_type: r.content_type, body: r.body }, stats))
+    }
+
+    /// Calls `run-job` in a fresh instance.
+    pub fn run_job(&self, ctx: &mut dyn BlockContext, budget: CallBudget) -> Result<ApplyStats, PluginFault> {
+        let ((), stats) = self.call_with_budget(Some(ctx), Some(budget), |p, s| p.call_run_job(&mut *s))?;
+        Ok(stats)
+    }
+
     /// Instantiates a fresh instance and drops it (what every call pays before the export
     /// runs); for benchmarks.
     pub fn instantiate_only(&self) -> Result<Duration> {
         let t0 = Instant::now();
-        let mut store = self.new_store(None);
+        let mut store = self.new_store(None, None);
         self.pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
         Ok(t0.elapsed())
     }

@@ -31,13 +31,15 @@ impl BlockContext for MemCtx {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         self.kv.get(key).cloned()
     }
-    fn put(&mut self, key: &[u8], value: &[u8]) {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Put(key.to_vec(), value.to_vec()));
         self.kv.insert(key.to_vec(), value.to_vec());
+        Ok(())
     }
-    fn delete(&mut self, key: &[u8]) {
+    fn delete(&mut self, key: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Delete(key.to_vec()));
         self.kv.remove(key);
+        Ok(())
     }
     fn scan_prefix(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.kv
@@ -54,8 +56,9 @@ impl BlockContext for MemCtx {
         }
         self.kv.range(start.to_vec()..end.to_vec()).take(limit as usize).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
-    fn publish(&mut self, queue: &str, body: &[u8]) {
+    fn publish(&mut self, queue: &str, body: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Publish(queue.to_string(), body.to_vec()));
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use bitcoin::base64::Engine as _;
-use engine::store::{OutboxEntry, Store};
+use engine::store::Store;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -327,6 +327,9 @@ impl Drop for Node {
 // ---------------------------------------------------------------------------------------------
 // The engine
 
+/// The queues the test plugins publish to.
+pub const TEST_QUEUES: &str = "capabilities = { queues = [\"counter\", \"active_staking_queue\", \"btc_info_queue\"] }";
+
 /// One `[[plugin]]` of the runtime file.
 #[derive(Clone, Debug)]
 pub struct PluginDef {
@@ -338,8 +341,10 @@ pub struct PluginDef {
 }
 
 impl PluginDef {
+    /// A plugin allowed to publish to the test plugins' queues.
     pub fn new(name: &str, wasm: &Path) -> PluginDef {
         PluginDef { name: name.to_string(), wasm: wasm.to_path_buf(), start_height: 0, extra: String::new() }
+            .with(TEST_QUEUES)
     }
 
     /// A test plugin under its own name.
@@ -377,6 +382,11 @@ impl Engine {
 
     /// Writes the runtime file without starting the engine.
     pub fn configure(node: &Node, plugins: &[PluginDef]) -> Engine {
+        Engine::configure_with(node, plugins, "")
+    }
+
+    /// Like [`Engine::configure`] with `top` (e.g. `[[sink]]` sections) after `[engine]`.
+    pub fn configure_with(node: &Node, plugins: &[PluginDef], top: &str) -> Engine {
         let tmp = tempfile::Builder::new().prefix("acceptance-engine").tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let port = free_port();
@@ -388,6 +398,7 @@ impl Engine {
             node.url(),
             data_dir.display()
         );
+        text.push_str(top);
         for p in plugins {
             text.push_str(&format!(
                 "\n[[plugin]]\nname = \"{}\"\nwasm = \"{}\"\nstart_height = {}\n{}",
@@ -585,29 +596,46 @@ pub fn block_entries(store: &Store, namespace: &str) -> Vec<(u32, Value)> {
         .collect()
 }
 
-/// Every pending outbox message published under plugin label `plugin` to `queue`, in sequence
-/// order, with its body parsed as JSON.
-pub fn messages(store: &Store, plugin: &str, queue: &str) -> Vec<(OutboxEntry, Value)> {
-    store
-        .outbox_pending(usize::MAX)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.plugin == plugin && e.queue == queue)
-        .map(|e| {
-            let v = serde_json::from_slice(&e.body).unwrap();
-            (e, v)
-        })
-        .collect()
+/// Every message published under plugin label `plugin` to `queue`, in outbox order: what the
+/// engine's default jsonl sink delivered (`<data_dir>/queues/<queue>.jsonl`) and what is still
+/// pending in the outbox, each sequence number once, bodies parsed as JSON.
+pub fn messages(store: &Store, plugin: &str, queue: &str) -> Vec<(u64, Value)> {
+    let mut out = std::collections::BTreeMap::new();
+    let file = store.path().parent().unwrap().join("queues").join(format!("{queue}.jsonl"));
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        for line in text.lines() {
+            let l: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", file.display()));
+            if l["message_id"].as_str().unwrap().starts_with(&format!("{plugin}:")) {
+                let body = serde_json::from_str(l["body"].as_str().unwrap()).unwrap();
+                assert!(out.insert(l["seq"].as_u64().unwrap(), body).is_none(), "{}: a sequence twice", file.display());
+            }
+        }
+    }
+    for e in store.outbox_pending(usize::MAX).unwrap().into_iter().filter(|e| e.plugin == plugin && e.queue == queue) {
+        out.entry(e.seq).or_insert_with(|| serde_json::from_slice(&e.body).unwrap());
+    }
+    out.into_iter().collect()
 }
 
-/// The heights of the `counter` plugin's per-block messages (not the `{"undo":h}` ones), in
-/// sequence order, with the hash each names.
+/// What the `counter` plugin's messages say holds now: its per-block messages (height, hash) in
+/// order, each `{"undo":h}` taking back the latest one for height `h`. Panics on an undo of a
+/// block that was never announced (an invented event).
 pub fn counter_applies(store: &Store, plugin: &str) -> Vec<(u32, String)> {
-    messages(store, plugin, "counter")
-        .into_iter()
-        .filter(|(_, v)| v.get("undo").is_none())
-        .map(|(_, v)| (v["height"].as_u64().unwrap() as u32, v["hash"].as_str().unwrap().to_string()))
-        .collect()
+    let mut net: Vec<(u32, String)> = Vec::new();
+    for (seq, v) in messages(store, plugin, "counter") {
+        match v.get("undo").and_then(|u| u.as_u64()) {
+            Some(h) => {
+                let i = net
+                    .iter()
+                    .rposition(|(x, _)| *x as u64 == h)
+                    .unwrap_or_else(|| panic!("{plugin}: message {seq} undoes height {h}, which was never applied"));
+                net.remove(i);
+            }
+            None => net.push((v["height"].as_u64().unwrap() as u32, v["hash"].as_str().unwrap().to_string())),
+        }
+    }
+    net
 }
 
 /// Whether a `block/` value has the `counter` plugin's shape (`{"txs","outputs"}`).
