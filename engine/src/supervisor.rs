@@ -492,6 +492,9 @@ impl Worker {
                     failing = false;
                     m.at_tip.set(1);
                     m.tip_lag.set(0);
+                    if let Ok(Some(c)) = self.runner.cursor() {
+                        m.height.set(c.height as i64);
+                    }
                     progress.at_tip(&self.runner);
                     self.idle();
                 }
