@@ -205,6 +205,9 @@ fn describe(path: &std::path::Path, rt: &Runtime) {
             if p.capabilities.queues.is_empty() { "none".to_string() } else { p.capabilities.queues.join(", ") }
         );
     }
+    for s in rt.sinks() {
+        println!("  sink: {}", s.describe());
+    }
 }
 
 fn host_for(rt: &Runtime, p: &engine::runtime::PluginSection) -> Result<WasmHost> {

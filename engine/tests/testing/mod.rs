@@ -6,6 +6,8 @@
 //! the process log (shown by the test harness with the failure).
 #![allow(dead_code)]
 
+pub mod rabbit;
+
 use bitcoin::base64::Engine as _;
 use engine::store::Store;
 use serde_json::{json, Value};
