@@ -440,14 +440,9 @@ fn upgrade_ms(host: &WasmHost, a: &Path, b: &Path) -> Result<(f64, f64)> {
     // Both compiled once (the on-disk compile cache) before measuring.
     host.load_bytes(&wa)?;
     host.load_bytes(&wb)?;
-    let spec = PluginSpec {
-        name: "p".into(),
-        start_height: 0,
-        config: String::new(),
-        runtime_wasm: wa.clone(),
-        host: host.clone(),
-    };
-    let sup = Supervisor::start(&store, &registry, &fetcher, vec![spec], Duration::from_millis(5))?;
+    let spec = PluginSpec::new("p", 0, "", wa.clone(), host.clone());
+    let metrics = std::sync::Arc::new(engine::metrics::Metrics::new());
+    let sup = Supervisor::start(&store, &registry, &fetcher, vec![spec], Duration::from_millis(5), metrics)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while sup.plugin_status("p")?.height != Some(tip) {
         anyhow::ensure!(Instant::now() < deadline, "the plugin did not reach the tip");

@@ -285,6 +285,6 @@ mod tests {
             h.block(&hash).unwrap();
         }
         assert!(f.stats().cached_bytes <= one * 5);
-        assert_eq!(h.block(&BlockHash::all_zeros()).is_err(), true, "unknown blocks are errors, not hangs");
+        assert!(h.block(&BlockHash::all_zeros()).is_err(), "unknown blocks are errors, not hangs");
     }
 }

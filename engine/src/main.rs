@@ -104,10 +104,15 @@ enum PluginCommand {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ENGINE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // ENGINE_LOG filters (e.g. "info,engine::outbox=debug"); ENGINE_LOG_FORMAT=json gives one JSON
+    // object per line for log shippers.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENGINE_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("ENGINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("engine: {e:#}");
@@ -287,7 +292,13 @@ fn run_engine(runtime: &Path) -> Result<()> {
         engine::admin::token_path(&rt.data_dir()).display()
     );
     wait_for_signal()?;
-    tracing::info!("stopping: finishing the blocks in progress");
+    tracing::info!("stopping: finishing the blocks in progress and delivering queued messages (again to force)");
+    std::thread::spawn(|| {
+        if wait_for_signal().is_ok() {
+            eprintln!("engine: second signal, exiting now (committed state and undelivered messages are kept)");
+            std::process::exit(130);
+        }
+    });
     server.stop();
     supervisor.shutdown();
     publisher.shutdown(Duration::from_secs(5));

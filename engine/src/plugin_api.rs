@@ -6,6 +6,9 @@
 //! interfaces. An `Err(String)` from a method is a misuse the guest is trapped for (the message
 //! names what is allowed where); `Ok(Err(..))` from an outbound call is an error the guest sees.
 
+/// Key/value pairs, ascending by key.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One call's view of one plugin's namespace.
 pub trait BlockContext {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>>;
@@ -29,12 +32,7 @@ pub trait BlockContext {
     fn local_delete(&mut self, _key: &[u8]) -> Result<(), String> {
         Err(NO_LOCAL.into())
     }
-    fn local_scan_prefix(
-        &mut self,
-        _prefix: &[u8],
-        _after: Option<&[u8]>,
-        _limit: u32,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn local_scan_prefix(&mut self, _prefix: &[u8], _after: Option<&[u8]>, _limit: u32) -> Result<Entries, String> {
         Err(NO_LOCAL.into())
     }
 

@@ -88,8 +88,11 @@ pub fn check_conflicts(lives: &[Arc<Live>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A matched route: the plugin, the code serving it now, the route and its path parameters.
+type Found = (Arc<Live>, Arc<Serving>, Route, Vec<(String, String)>);
+
 impl RouteTable {
-    fn find(&self, method: &str, path: &str) -> Option<(Arc<Live>, Arc<Serving>, Route, Vec<(String, String)>)> {
+    fn find(&self, method: &str, path: &str) -> Option<Found> {
         for live in &self.lives {
             let serving = live.serving();
             for r in serving.manifest.routes.iter().filter(|r| r.method == method) {

@@ -13,7 +13,10 @@
 //! Publisher confirms are pipelined: up to `max_in_flight` publishes await their confirm at once;
 //! confirms are taken in order and acknowledged to the outbox in stretches. A nack, a return
 //! (unroutable), a closed channel or a lost connection ends the session: the sink reconnects with
-//! backoff and resends everything from its first unconfirmed entry (same ids).
+//! backoff and resends everything from its first unconfirmed entry (same ids). After a nack or a
+//! return of one message while later ones were accepted, the resend puts it after them: order per
+//! queue holds for connection failures (the common case), not for a single refused message.
+//! Phase-1's consumers do not rely on order (spec 5.3); they are idempotent.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -143,13 +146,14 @@ pub async fn run(
             Err(e) => {
                 failures += 1;
                 // Say it once, then every 10th attempt (a broker being down is loud enough).
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!("rabbitmq sink: {e:#}; retrying (attempt {failures})");
                 }
                 if !super::pause(backoff, &mut stopped).await {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // A local broker restarting is back within seconds: retry at least every second.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
@@ -175,7 +179,8 @@ pub async fn run(
     }
 }
 
-/// Publishes from the sink's resume point until stopped (Ok) or a failure (Err).
+/// Publishes from the sink's resume point until stopped (Ok) or a failure (Err). On a failure
+/// what was confirmed before it is still acknowledged, so only unconfirmed messages are resent.
 #[allow(clippy::too_many_arguments)]
 async fn stream(
     s: &Session,
@@ -187,12 +192,35 @@ async fn stream(
     stopped: &mut tokio::sync::watch::Receiver<bool>,
     declared: &mut Vec<String>,
 ) -> Result<()> {
+    let mut confirmed_upto = None;
+    let r = stream_inner(s, cfg, store, index, acks, stats, stopped, declared, &mut confirmed_upto).await;
+    if r.is_err() {
+        if let Some(c) = confirmed_upto {
+            if let Err(e) = acks.confirmed(index, c + 1) {
+                tracing::error!("rabbitmq sink: {e:#}");
+            }
+        }
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_inner(
+    s: &Session,
+    cfg: &RabbitConfig,
+    store: &Store,
+    index: usize,
+    acks: &Acks,
+    stats: &SinkStats,
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+    declared: &mut Vec<String>,
+    confirmed_upto: &mut Option<u64>,
+) -> Result<()> {
     let mut tip = store.outbox_watch();
     // Next sequence to read, and the publishes awaiting their confirm (in order).
     let mut next = acks.resume_at(index);
     let mut in_flight: VecDeque<(u64, PublisherConfirm)> = VecDeque::new();
     let mut buffered: VecDeque<OutboxEntry> = VecDeque::new();
-    let mut confirmed_upto: Option<u64> = None;
     let mut last_ack = Instant::now();
     loop {
         if *stopped.borrow() {
@@ -238,7 +266,7 @@ async fn stream(
                     Confirmation::NotRequested => bail!("publisher confirms are off on the channel"),
                 }
                 stats.delivered.fetch_add(1, Ordering::Relaxed);
-                confirmed_upto = Some(seq);
+                *confirmed_upto = Some(seq);
                 // Acknowledge in stretches: when the window drains or every 2048 / 50 ms.
                 let stretch = confirmed_upto.is_some_and(|c| c + 1 - acks.resume_at(index) >= 2048);
                 if in_flight.is_empty() || stretch || last_ack.elapsed() > Duration::from_millis(50) {

@@ -129,20 +129,30 @@ impl Broker {
         self.child = Some(child);
         let started = Instant::now();
         // The AMQP listener opens late in the boot; then a full AMQP handshake must succeed.
-        wait_until("the broker's AMQP port", BROKER_START_TIMEOUT, || self.log_tail(), || {
-            self.assert_running();
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()
-        });
+        wait_until(
+            "the broker's AMQP port",
+            BROKER_START_TIMEOUT,
+            || self.log_tail(),
+            || {
+                self.assert_running();
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()
+            },
+        );
         let url = self.url();
-        wait_until("an AMQP connection to the broker", BROKER_START_TIMEOUT, || self.log_tail(), || {
-            self.assert_running();
-            block_on(async {
-                let conn = connect(&url).await?;
-                let _ = conn.close(200, "ok".into()).await;
-                Ok::<_, String>(())
-            })
-            .ok()
-        });
+        wait_until(
+            "an AMQP connection to the broker",
+            BROKER_START_TIMEOUT,
+            || self.log_tail(),
+            || {
+                self.assert_running();
+                block_on(async {
+                    let conn = connect(&url).await?;
+                    let _ = conn.close(200, "ok".into()).await;
+                    Ok::<_, String>(())
+                })
+                .ok()
+            },
+        );
         eprintln!("broker {} ready on port {} after {:?}", self.node, self.port, started.elapsed());
     }
 
@@ -155,14 +165,24 @@ impl Broker {
         }
     }
 
-    /// The `beam.smp` pid from the pid file.
+    /// The `beam.smp` pid from the pid file, if that process is alive and is this node's VM (a
+    /// stale pid file may name a recycled pid).
     fn beam_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()
+        let pid: u32 = std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let ours = String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&self.vm_marker());
+        (ours && alive(pid)).then_some(pid)
     }
 
-    /// Pids of processes whose command line names this node (the VM, `erl_child_setup`...).
-    fn node_pids(&self) -> Vec<u32> {
-        let out = Command::new("pgrep").args(["-f", &self.node]).output();
+    /// What only this node's VM has on its command line: the VM gets the node's private HOME
+    /// as `-home <dir>` (the node name itself is not on the command line).
+    fn vm_marker(&self) -> String {
+        format!("home {} ", self.dir.display())
+    }
+
+    /// Pids of live processes whose command line carries [`Broker::vm_marker`] (the VM).
+    pub fn vm_pids(&self) -> Vec<u32> {
+        let out = Command::new("pgrep").args(["-f", &self.vm_marker()]).output();
         match out {
             Ok(o) => String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect(),
             Err(_) => Vec::new(),
@@ -170,7 +190,7 @@ impl Broker {
     }
 
     fn vm_alive(&self) -> bool {
-        self.beam_pid().is_some_and(alive) || !self.node_pids().is_empty()
+        self.beam_pid().is_some() || !self.vm_pids().is_empty()
     }
 
     /// Graceful stop: SIGTERM to the server's process group; waits until the VM has exited.
@@ -225,10 +245,10 @@ impl Broker {
     }
 
     fn kill_leftovers(&self) {
-        if let Some(pid) = self.beam_pid().filter(|p| alive(*p)) {
+        if let Some(pid) = self.beam_pid() {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
-        for pid in self.node_pids() {
+        for pid in self.vm_pids() {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -364,7 +384,11 @@ pub fn drain(url: &str, queue: &str) -> Vec<Msg> {
             // Idle: the queue must also report itself empty (else keep consuming).
             let (_c2, ch2) = channel(url).await.unwrap();
             let q = ch2
-                .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions { passive: true, ..Default::default() },
+                    FieldTable::default(),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("passive declare of {queue}: {e}"));
             if q.message_count() == 0 {
@@ -384,10 +408,14 @@ pub fn drain(url: &str, queue: &str) -> Vec<Msg> {
 pub fn passive_queue(url: &str, queue: &str) -> Result<u32, String> {
     block_on(async {
         let (_c, ch) = channel(url).await?;
-        ch.queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
-            .await
-            .map(|q| q.message_count())
-            .map_err(|e| e.to_string())
+        ch.queue_declare(
+            queue.into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map(|q| q.message_count())
+        .map_err(|e| e.to_string())
     })
 }
 
@@ -440,7 +468,13 @@ pub fn declare_exchange(url: &str, name: &str, durable: bool) -> Result<(), Stri
 
 /// Publishes one message with `mandatory` and a publisher confirm; Err when it is nacked or
 /// returned as unroutable.
-pub fn publish(url: &str, exchange: &str, routing_key: &str, body: &[u8], props: BasicProperties) -> Result<(), String> {
+pub fn publish(
+    url: &str,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), String> {
     block_on(async {
         let (_c, ch) = channel(url).await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
