@@ -183,6 +183,9 @@ fn main() -> Result<()> {
         "|---|---|---|---|---|".to_string(),
     ];
     route_bench(&mut rows)?;
+    for r in &rows {
+        println!("{r}");
+    }
     broker_benches(&mut rows)?;
     println!();
     for r in rows {

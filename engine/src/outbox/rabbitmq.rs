@@ -61,8 +61,9 @@ fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
 }
 
-/// Declares the legacy topology for `queue` on `ch`.
+/// Declares the legacy topology for `queue` on `ch` (the shared `common_dlx` exchange included).
 pub async fn declare_queue(ch: &Channel, queue: &str, queue_type: &str) -> Result<()> {
+    declare_dlx(ch).await?;
     let durable = QueueDeclareOptions { durable: true, ..Default::default() };
     let mut main = FieldTable::default();
     main.insert("x-queue-type".into(), long_string(queue_type));
@@ -103,11 +104,7 @@ struct Session {
     ch: Channel,
 }
 
-async fn connect(cfg: &RabbitConfig) -> Result<Session> {
-    let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
-        .await
-        .map_err(|e| anyhow!("connecting to {}: {e}", redact(&cfg.url)))?;
-    let ch = conn.create_channel().await.context("opening a channel")?;
+async fn declare_dlx(ch: &Channel) -> Result<()> {
     ch.exchange_declare(
         DLX.into(),
         ExchangeKind::Direct,
@@ -115,7 +112,14 @@ async fn connect(cfg: &RabbitConfig) -> Result<Session> {
         FieldTable::default(),
     )
     .await
-    .with_context(|| format!("declaring exchange {DLX}"))?;
+    .with_context(|| format!("declaring exchange {DLX}"))
+}
+
+async fn connect(cfg: &RabbitConfig) -> Result<Session> {
+    let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
+        .await
+        .map_err(|e| anyhow!("connecting to {}: {e}", redact(&cfg.url)))?;
+    let ch = conn.create_channel().await.context("opening a channel")?;
     for q in &cfg.queues {
         declare_queue(&ch, q, &cfg.queue_type).await?;
     }
