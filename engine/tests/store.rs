@@ -134,6 +134,13 @@ fn apply_chain(ps: &PluginStore, branch: u32, fork: u32, from: u32, to: u32) -> 
     c
 }
 
+/// A namespace's raw entries without its message counter (which an undo never takes back).
+fn dump_sans_counter(s: &Store, ns: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut counter = engine::store::codec::plugin_prefix(ns);
+    counter.push(engine::store::codec::SUB_MSGNO);
+    s.dump_namespace_raw(ns).unwrap().into_iter().filter(|(k, _)| *k != counter).collect()
+}
+
 fn outbox_sans_seq(s: &Store) -> Vec<Msg> {
     s.outbox_pending(usize::MAX)
         .unwrap()
@@ -259,6 +266,7 @@ fn undo_equals_never_applied_and_branch_switch_equals_direct() {
     let a = a_store.plugin("idx");
     a.set_meta("version", b"v1").unwrap();
     apply_chain(&a, 0, 0, 1, 20);
+    let published = a_store.outbox_pending(usize::MAX).unwrap();
     for k in 1..=10u32 {
         let tip = a.cursor().unwrap().unwrap();
         let back = a.undo_block(tip.block()).unwrap().unwrap();
@@ -270,9 +278,11 @@ fn undo_equals_never_applied_and_branch_switch_equals_direct() {
         let bc = apply_chain(&b, 0, 0, 1, 20 - k).unwrap();
         assert_eq!(back, bc, "cursor after undoing {k}");
         assert_eq!(a.cursor().unwrap(), Some(bc));
-        // Byte for byte: data, cursor, undo records, digest history, metadata, outbox.
-        assert_eq!(a_store.dump_namespace_raw("idx").unwrap(), b_store.dump_namespace_raw("idx").unwrap(), "k={k}");
-        assert_eq!(a_store.outbox_pending(usize::MAX).unwrap(), b_store.outbox_pending(usize::MAX).unwrap());
+        // Byte for byte: data, cursor, undo records, digest history, metadata (not the message
+        // counter). The outbox keeps every committed message: an undo takes none back.
+        assert_eq!(dump_sans_counter(&a_store, "idx"), dump_sans_counter(&b_store, "idx"), "k={k}");
+        assert_eq!(a_store.outbox_pending(usize::MAX).unwrap(), published);
+        assert!(a.message_count().unwrap() > b.message_count().unwrap(), "the counter never goes back");
     }
     // Now at 10: switch to branch 1 (forking after 10) and compare with a direct run.
     let ac = apply_chain(&a, 1, 10, 11, 20).unwrap();
@@ -284,10 +294,12 @@ fn undo_equals_never_applied_and_branch_switch_equals_direct() {
     assert_ne!(ac.digest, apply_chain(&a_store.plugin("other"), 0, 0, 1, 20).unwrap().digest);
     assert_eq!(all(&a), all(&c));
     assert_eq!(a.history().unwrap(), c.history().unwrap());
-    assert_eq!(
-        outbox_sans_seq(&a_store).into_iter().filter(|e| e.0 == "idx").collect::<Vec<_>>(),
-        outbox_sans_seq(&c_store)
-    );
+    // a's outbox: c's messages plus those of the undone branch-0 blocks, which stay.
+    let c_msgs = outbox_sans_seq(&c_store);
+    let on_c = |e: &Msg| c_msgs.iter().any(|c| c.2 == e.2);
+    let a_msgs: Vec<Msg> = outbox_sans_seq(&a_store).into_iter().filter(|e| e.0 == "idx").collect();
+    assert_eq!(a_msgs.iter().filter(|e| on_c(e)).cloned().collect::<Vec<_>>(), c_msgs);
+    assert_eq!(a_msgs.iter().filter(|e| !on_c(e)).count(), c_msgs.len() / 2, "branch 0's blocks 11..=20 stay");
 
     // rewind_to: one batch, equal to a store that stopped there.
     let d_store = Store::open(&root.path().join("d")).unwrap();
@@ -297,13 +309,15 @@ fn undo_equals_never_applied_and_branch_switch_equals_direct() {
     let e = e_store.plugin("idx");
     apply_chain(&e, 1, 10, 1, 7);
     assert_eq!(d.rewind_to(7).unwrap(), e.cursor().unwrap());
-    assert_eq!(d_store.dump_namespace_raw("idx").unwrap(), e_store.dump_namespace_raw("idx").unwrap());
+    assert_eq!(dump_sans_counter(&d_store, "idx"), dump_sans_counter(&e_store, "idx"));
     assert_eq!(d.rewind_to(7).unwrap(), e.cursor().unwrap(), "rewind to the cursor is a no-op");
-    // Rewinding below the first block empties the namespace.
+    // Rewinding below the first block empties the namespace's state (its message counter and
+    // committed messages stay, so ids never repeat and nothing published is taken back).
+    let before = d_store.outbox_pending(usize::MAX).unwrap();
     assert_eq!(d.rewind_to(0).unwrap(), None);
-    assert!(d_store.dump_namespace_raw("idx").unwrap().is_empty());
-    assert!(d_store.outbox_pending(10).unwrap().is_empty());
-    assert_eq!(d_store.plugins().unwrap(), Vec::<String>::new());
+    assert!(dump_sans_counter(&d_store, "idx").is_empty());
+    assert_eq!(d_store.outbox_pending(usize::MAX).unwrap(), before);
+    assert_eq!(d.message_count().unwrap(), before.len() as u64);
     // And an emptied namespace starts again like a fresh one.
     apply_chain(&d, 1, 10, 1, 7);
     assert_eq!(d_store.dump_namespace_raw("idx").unwrap().len(), e_store.dump_namespace_raw("idx").unwrap().len());
@@ -493,21 +507,25 @@ fn outbox_order_reopen_ack_and_undo() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.outbox_pending(100).unwrap(), pending[2..]);
 
-    // Undo x's block 2: its pending entry disappears.
+    // Undo x's block 2: its pending entry stays (committed messages are never taken back).
     let x = store.plugin("x");
     x.undo_block(b2).unwrap();
-    assert_eq!(store.outbox_pending(100).unwrap(), pending[2..3]);
-    // Undo x's block 1 (already delivered): nothing left to remove; compensation goes out with it.
+    assert_eq!(store.outbox_pending(100).unwrap(), pending[2..]);
+    // Undo x's block 1: the compensation goes out with the undo, after everything before it.
     x.undo_block_publishing(b1, &[("q1".to_string(), b"retract x1".to_vec())]).unwrap();
     let now = store.outbox_pending(100).unwrap();
-    assert_eq!(now.len(), 2);
-    assert_eq!(now[1].body, b"retract x1");
-    assert!(now[1].seq > pending[3].seq, "sequence never reused");
+    assert_eq!(now.len(), 3);
+    assert_eq!(now[2].body, b"retract x1");
+    assert!(now[2].seq > pending[3].seq, "sequence never reused");
+    // Ids: plugin, block, and the namespace's message number (x published 3 before the retraction).
+    assert_eq!(now[2].number, 3);
+    assert_eq!(now[2].message_id(), format!("x:1:{}:3", "01".repeat(32)));
+    assert_eq!(pending[2].message_id(), format!("y:1:{}:0", "01".repeat(32)));
 
     // Ack everything; a new publish after reopen still gets a higher sequence.
     store.outbox_ack(u64::MAX).unwrap();
     assert!(store.outbox_pending(100).unwrap().is_empty());
-    let last = now[1].seq;
+    let last = now[2].seq;
     drop(x);
     drop(store);
     let store = Store::open(dir.path()).unwrap();
@@ -572,21 +590,19 @@ fn script_digests(seed: u64) -> Vec<[u8; 32]> {
     out
 }
 
-fn expected_outbox(seed: u64, n: usize) -> Vec<Msg> {
-    let mut stack: Vec<Vec<Msg>> = Vec::new();
-    for op in helper::script().into_iter().take(n) {
-        match op {
-            helper::Op::Apply { branch, height } => {
-                let r = helper::block_ref(seed, branch, height);
-                let (_, p) = helper::block_ops(seed, branch, height);
-                stack.push(p.into_iter().map(|(q, b)| (helper::PLUGIN.to_string(), height, r.hash, q, b)).collect());
-            }
-            helper::Op::Undo { .. } => {
-                stack.pop();
-            }
+/// Every message the applied blocks of the executed ops (indices into the script, in the order
+/// they ran, re-runs after a resume included) published: an undo takes none back.
+fn expected_outbox(seed: u64, executed: &[usize]) -> Vec<Msg> {
+    let script = helper::script();
+    let mut out: Vec<Msg> = Vec::new();
+    for &i in executed {
+        if let helper::Op::Apply { branch, height } = script[i] {
+            let r = helper::block_ref(seed, branch, height);
+            let (_, p) = helper::block_ops(seed, branch, height);
+            out.extend(p.into_iter().map(|(q, b)| (helper::PLUGIN.to_string(), height, r.hash, q, b)));
         }
     }
-    stack.concat()
+    out
 }
 
 #[test]
@@ -602,6 +618,8 @@ fn kill_9_leaves_a_committed_block_boundary() {
     let mut kills = 0;
     let mut torn_candidates = 0; // kills after which the in-flight op turned out durable
     let mut finished = false;
+    // Script ops in the order they durably ran, across the helper's runs.
+    let mut executed: Vec<usize> = Vec::new();
     while kills < 20 {
         let mut child = Command::new(exe)
             .arg(&db)
@@ -660,7 +678,8 @@ fn kill_9_leaves_a_committed_block_boundary() {
         assert_eq!(seen.cursor.map_or([0u8; 32], |c| c.digest), digests[n], "kill {kills}: digest");
         let model: Vec<_> = helper::model_content(seed, n).into_iter().collect();
         assert!(seen.data == model, "kill {kills}: namespace content differs from the script at op {n}");
-        assert_eq!(seen.outbox, expected_outbox(seed, n), "kill {kills}: outbox");
+        executed.extend(resume..n);
+        assert_eq!(seen.outbox, expected_outbox(seed, &executed), "kill {kills}: outbox");
         println!(
             "kill {kills:2}: after op {n:3}/{} (helper had printed {done}), cursor {:?}",
             script.len(),
@@ -673,8 +692,14 @@ fn kill_9_leaves_a_committed_block_boundary() {
     // Let it finish.
     let out = Command::new(exe).arg(&db).arg(seed.to_string()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).ends_with("done\n"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.ends_with("done\n"));
+    let resume: usize = stdout.lines().next().unwrap().strip_prefix("resume ").unwrap().parse().unwrap();
+    executed.extend(resume..script.len());
     let interrupted = observe(&db);
+    // Messages: each durable run of an op published once (a fork excursion re-run after a kill
+    // publishes again, as it should: those blocks were applied again).
+    assert_eq!(interrupted.outbox, expected_outbox(seed, &executed), "final outbox");
 
     // Uninterrupted run, in a separate process too.
     let clean = root.path().join("clean");
@@ -683,7 +708,9 @@ fn kill_9_leaves_a_committed_block_boundary() {
     let uninterrupted = observe(&clean);
     assert_eq!(interrupted.cursor, uninterrupted.cursor);
     assert_eq!(interrupted.cursor.unwrap().digest, *digests.last().unwrap());
-    assert!(interrupted == uninterrupted, "final state differs from an uninterrupted run");
+    assert_eq!(uninterrupted.outbox, expected_outbox(seed, &(0..script.len()).collect::<Vec<_>>()));
+    let state = |o: &Observed| (o.cursor, o.data.clone(), o.history.clone());
+    assert!(state(&interrupted) == state(&uninterrupted), "final state differs from an uninterrupted run");
     println!(
         "crash test: {kills} kills ({torn_candidates} with the in-flight op durable), final height {}, digest {}",
         interrupted.cursor.unwrap().height,

@@ -167,7 +167,8 @@ pub async fn run(
         }
         backoff = Duration::from_millis(100);
         stats.up.store(1, Ordering::Relaxed);
-        let r = stream(&session, &cfg, &store, index, &acks, &stats, &mut stopped, &mut declared).await;
+        let x = Streaming { s: &session, cfg: &cfg, store: &store, index, acks: &acks, stats: &stats };
+        let r = stream(&x, &mut stopped, &mut declared).await;
         stats.up.store(0, Ordering::Relaxed);
         stats.in_flight.store(0, Ordering::Relaxed);
         match r {
@@ -183,24 +184,29 @@ pub async fn run(
     }
 }
 
+/// What one session streams with.
+#[derive(Clone, Copy)]
+struct Streaming<'a> {
+    s: &'a Session,
+    cfg: &'a RabbitConfig,
+    store: &'a Store,
+    index: usize,
+    acks: &'a Acks,
+    stats: &'a SinkStats,
+}
+
 /// Publishes from the sink's resume point until stopped (Ok) or a failure (Err). On a failure
 /// what was confirmed before it is still acknowledged, so only unconfirmed messages are resent.
-#[allow(clippy::too_many_arguments)]
 async fn stream(
-    s: &Session,
-    cfg: &RabbitConfig,
-    store: &Store,
-    index: usize,
-    acks: &Acks,
-    stats: &SinkStats,
+    x: &Streaming<'_>,
     stopped: &mut tokio::sync::watch::Receiver<bool>,
     declared: &mut Vec<String>,
 ) -> Result<()> {
     let mut confirmed_upto = None;
-    let r = stream_inner(s, cfg, store, index, acks, stats, stopped, declared, &mut confirmed_upto).await;
+    let r = stream_inner(x, stopped, declared, &mut confirmed_upto).await;
     if r.is_err() {
         if let Some(c) = confirmed_upto {
-            if let Err(e) = acks.confirmed(index, c + 1) {
+            if let Err(e) = x.acks.confirmed(x.index, c + 1) {
                 tracing::error!("rabbitmq sink: {e:#}");
             }
         }
@@ -208,18 +214,13 @@ async fn stream(
     r
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream_inner(
-    s: &Session,
-    cfg: &RabbitConfig,
-    store: &Store,
-    index: usize,
-    acks: &Acks,
-    stats: &SinkStats,
+    x: &Streaming<'_>,
     stopped: &mut tokio::sync::watch::Receiver<bool>,
     declared: &mut Vec<String>,
     confirmed_upto: &mut Option<u64>,
 ) -> Result<()> {
+    let Streaming { s, cfg, store, index, acks, stats } = *x;
     let mut tip = store.outbox_watch();
     // Next sequence to read, and the publishes awaiting their confirm (in order).
     let mut next = acks.resume_at(index);
