@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(r.content_type, "application/json");
         // Compared as JSON: key order depends on serde_json's `preserve_order`, which feature
         // unification turns on in a workspace build.
-        let body: serde_json::Value = serde_json::from_str(r.text_body()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&r.text_body()).unwrap();
         assert_eq!(body, serde_json::json!({"key": "a b", "q": "x y", "value": "one"}));
         // 400 and more: the local writes are discarded.
         assert_eq!(h.post::<P>("/kv/c?status=409", "two").status, 409);
