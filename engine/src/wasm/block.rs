@@ -259,35 +259,47 @@ impl<'a> DecodedBlock<'a> {
         false
     }
 
-    /// Indices of the transactions the manifest's prefilters let through, in block order.
+    /// Indices of the transactions the manifest's prefilters let through, in block order. With
+    /// `watch_spends`, a transaction spending an output of an earlier selected transaction of
+    /// the same block is selected too (a watch the plugin places for it only takes effect from
+    /// the next block).
     pub fn select(&self, manifest: &Manifest, ctx: &mut dyn BlockContext) -> Vec<usize> {
         if manifest.all_transactions || !manifest.has_prefilter() {
             return (0..self.txs.len()).collect();
         }
         let mut key = Vec::with_capacity(WATCH_PREFIX.len() + 36);
         let mut data = Vec::new();
-        self.txs
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| {
-                (!manifest.op_return_prefixes.is_empty()
-                    && self.any_output(t, |script| {
-                        op_return_data_into(script, &mut data)
-                            && manifest.op_return_prefixes.iter().any(|p| data.starts_with(p))
-                    }))
-                    || (manifest.watch_spends
-                        && !self.is_coinbase(t)
-                        && self.any_prevout(t, |prevout| {
-                            key.clear();
-                            key.extend_from_slice(WATCH_PREFIX);
-                            key.extend_from_slice(&prevout[..32]);
-                            let vout = u32::from_le_bytes(prevout[32..36].try_into().expect("4 bytes"));
-                            key.extend_from_slice(&vout.to_be_bytes());
-                            ctx.get(&key).is_some()
-                        }))
-            })
-            .map(|(i, _)| i)
-            .collect()
+        let mut selected = Vec::new();
+        // Txids of the selected transactions (only kept when spends are watched).
+        let mut parents: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+        for (i, t) in self.txs.iter().enumerate() {
+            let by_op_return = !manifest.op_return_prefixes.is_empty()
+                && self.any_output(t, |script| {
+                    op_return_data_into(script, &mut data)
+                        && manifest.op_return_prefixes.iter().any(|p| data.starts_with(p))
+                });
+            let by_spend = !by_op_return
+                && manifest.watch_spends
+                && !self.is_coinbase(t)
+                && self.any_prevout(t, |prevout| {
+                    if parents.contains(&prevout[..32]) {
+                        return true;
+                    }
+                    key.clear();
+                    key.extend_from_slice(WATCH_PREFIX);
+                    key.extend_from_slice(&prevout[..32]);
+                    let vout = u32::from_le_bytes(prevout[32..36].try_into().expect("4 bytes"));
+                    key.extend_from_slice(&vout.to_be_bytes());
+                    ctx.get(&key).is_some()
+                });
+            if by_op_return || by_spend {
+                selected.push(i);
+                if manifest.watch_spends {
+                    parents.insert(self.txid(i).to_byte_array());
+                }
+            }
+        }
+        selected
     }
 }
 

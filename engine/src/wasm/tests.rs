@@ -356,7 +356,7 @@ fn compiled_components_are_cached_on_disk() {
 }
 
 #[test]
-fn watch_spends_prefilter_delivers_spends_of_watched_outpoints() {
+fn watch_spends_prefilter_delivers_spends_of_watched_outpoints_and_their_children_in_the_block() {
     let (host, _dir) = new_host(Limits::default());
     let mut counter = host.load(&plugin_path("counter")).unwrap();
     let manifest = counter.init("").unwrap();
@@ -364,15 +364,20 @@ fn watch_spends_prefilter_delivers_spends_of_watched_outpoints() {
     let genesis = genesis_block(Network::Bitcoin);
     let watched = OutPoint::new(genesis.txdata[0].compute_txid(), 0);
     let t1 = spend(watched, vec![TxOut { value: Amount::ONE_SAT, script_pubkey: ScriptBuf::new() }]);
+    // t2 spends t1 (delivered earlier in the same block): delivered too; t3 spends nothing known.
     let t2 = spend(OutPoint::new(t1.compute_txid(), 5), vec![]);
-    let b1 = make_block(&genesis, 1, vec![coinbase(1, 1), t1, t2]);
+    let t3 = spend(OutPoint::new(genesis.block_hash().to_raw_hash().into(), 7), vec![]);
+    let b1 = make_block(&genesis, 1, vec![coinbase(1, 1), t1, t2, t3]);
     let mut ctx = MemCtx::default();
     let mut key = WATCH_PREFIX.to_vec();
     key.extend_from_slice(watched.txid.as_byte_array());
     key.extend_from_slice(&0u32.to_be_bytes());
     ctx.kv.insert(key, vec![]);
     let stats = counter.apply_block(&mut ctx, &host_block_info(1, &b1), &serialize(&b1), &watching).unwrap();
-    assert_eq!(stats.txs_delivered, 1);
+    assert_eq!(stats.txs_delivered, 2);
+    let raw = serialize(&b1);
+    let d = DecodedBlock::parse(&raw).unwrap();
+    assert_eq!(d.select(&watching, &mut ctx), vec![1, 2]);
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
