@@ -13,7 +13,8 @@
 //!   stored (100 blocks of 1,000 staking transactions indexed by the plugin), 8 keep-alive
 //!   connections, req/s and p50/p99 (target >= 10,000 req/s, p99 < 10 ms).
 //!
-//! Without `../shared/research-data` the mainnet figures print SKIP.
+//! Without `../shared/research-data` the mainnet figures print SKIP. `PHASE1_BENCH=replay,native,api`
+//! picks parts (default: all).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -54,16 +55,24 @@ fn main() -> Result<()> {
     let host = WasmHost::new(&dir.path().join("cache"), Limits::default())?;
     let wasm = engine::testing::workspace_plugin("phase1-staking");
     let mut rows: Vec<String> = Vec::new();
+    let parts = std::env::var("PHASE1_BENCH").unwrap_or_else(|_| "replay,native,api".into());
+    let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     match engine::testing::research_data() {
         None => println!("SKIP replay and native-vs-Wasm figures: ../shared/research-data not found"),
         Some(data) => {
             let raw = std::fs::read(data.join("mainnet/block-864790.bin"))?;
             let params = std::fs::read_to_string(data.join("networks-bbn-1/global-params.json"))?;
-            replay(&host, &wasm, &raw, &params, &mut rows)?;
-            native_vs_wasm(&host, &wasm, &raw, &params, &mut rows)?;
+            if part("replay") {
+                replay(&host, &wasm, &raw, &params, &mut rows)?;
+            }
+            if part("native") {
+                native_vs_wasm(&host, &wasm, &raw, &params, &mut rows)?;
+            }
         }
     }
-    api(&host, &wasm, &mut rows)?;
+    if part("api") {
+        api(&host, &wasm, &mut rows)?;
+    }
     println!();
     println!("| figure | median | ratio | target |");
     println!("|---|---|---|---|");

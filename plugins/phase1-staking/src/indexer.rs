@@ -27,14 +27,12 @@ use phase1_primitives::unbonding::{classify_staking_spend, classify_unbonding_sp
 use crate::config::{self, Config};
 use crate::events::{self, *};
 use crate::metrics::{self, invalid};
-use crate::state::{self, Delegation, Expiry, Hash32, State, TxRecord};
+use crate::state::{self, Delegation, Expiry, Hash32, State, TxRecord, WindowBlock, WindowStake};
 use crate::stats;
 
 /// Applies one confirmed block.
 pub fn apply_confirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
     let cfg = config::get()?;
-    // The block is confirmed now: it leaves the unconfirmed window.
-    crate::unconfirmed::leave_window(block.height)?;
     let Some(params) = cfg.params_at(block.height) else {
         return Ok(());
     };
@@ -42,7 +40,9 @@ pub fn apply_confirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
         metrics::set(metrics::START_HEIGHT, block.height as u64);
     }
     expire(block.height)?;
-    let mut b = ConfirmedBlock { cfg, block, tvl: state::confirmed_tvl(cfg.start_confirmed_tvl) };
+    let window = store::get_json::<WindowBlock>(state::window_key(block.height))?
+        .filter(|w| w.block_hash == guest_sdk::hash_hex(&block.hash));
+    let mut b = ConfirmedBlock { cfg, block, tvl: state::confirmed_tvl(cfg.start_confirmed_tvl), window };
     for tx in txs {
         let t: Transaction =
             deserialize(&tx.raw).map_err(|e| format!("tx {} of block {}: {e}", tx.index, block.height))?;
@@ -50,6 +50,8 @@ pub fn apply_confirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
         b.staking_check(params, tx, &t, &txid)?;
         b.spend_checks(tx, &t, &txid)?;
     }
+    // The block is confirmed now: it leaves the unconfirmed window.
+    crate::unconfirmed::leave_window(block.height)?;
     store::put_u64(state::TVL, b.tvl);
     store::put_u64(state::HEIGHT, block.height as u64);
     store::put_u64(state::TIP_TIME, block.time as u64);
@@ -77,6 +79,23 @@ struct ConfirmedBlock<'a> {
     cfg: &'a Config,
     block: &'a BlockInfo,
     tvl: u64,
+    /// What the unconfirmed window recorded for this very block, if it passed through it.
+    window: Option<WindowBlock>,
+}
+
+/// A valid staking transaction's data (Steps A–C passed).
+struct Stake {
+    vout: u32,
+    value: u64,
+    staker: XOnlyPublicKey,
+    fp: XOnlyPublicKey,
+    staking_time: u16,
+}
+
+enum Recognised {
+    NotStaking,
+    Invalid,
+    Valid(Stake),
 }
 
 impl<'a> ConfirmedBlock<'a> {
@@ -84,23 +103,56 @@ impl<'a> ConfirmedBlock<'a> {
         self.block.height
     }
 
-    /// Steps A–E of §1.4 for one transaction.
-    fn staking_check(&mut self, params: &ParamsVersion, tx: &Tx, t: &Transaction, txid: &Txid) -> Result<(), String> {
+    /// Steps A–C of §1.4 for one transaction: what the window found when the block arrived
+    /// (the same transactions and parameters, so the same outcome) or else a full parse.
+    fn recognise(&self, params: &ParamsVersion, t: &Transaction, txid: &Txid) -> Result<Recognised, String> {
+        if let Some(w) = &self.window {
+            let id = txid.to_byte_array();
+            if let Some(s) = store::get_json::<WindowStake>(state::window_stake_key(&id))? {
+                return Ok(Recognised::Valid(Stake {
+                    vout: s.vout,
+                    value: s.value,
+                    staker: xonly(&s.staker_pk_hex)?,
+                    fp: xonly(&s.finality_provider_pk_hex)?,
+                    staking_time: s.staking_time,
+                }));
+            }
+            let hex = txid.to_string();
+            return Ok(if w.invalid_txids.contains(&hex) { Recognised::Invalid } else { Recognised::NotStaking });
+        }
         if !is_possible_v0_staking_tx(t, params.tag_bytes()) {
-            return Ok(());
+            return Ok(Recognised::NotStaking);
         }
         let Ok(parsed) = parse_v0_staking_tx(t, params.tag_bytes(), params.committee()) else {
-            return Ok(()); // not a staking transaction: ignored, not counted
+            return Ok(Recognised::NotStaking); // ignored, not counted
+        };
+        if validate_staking_amount_time(parsed.staking_value, parsed.op_return.staking_time, params).is_err() {
+            return Ok(Recognised::Invalid);
+        }
+        Ok(Recognised::Valid(Stake {
+            vout: parsed.staking_output_index,
+            value: parsed.staking_value,
+            staker: parsed.op_return.staker_pk,
+            fp: parsed.op_return.fp_pk,
+            staking_time: parsed.op_return.staking_time,
+        }))
+    }
+
+    /// Steps A–E of §1.4 for one transaction.
+    fn staking_check(&mut self, params: &ParamsVersion, tx: &Tx, t: &Transaction, txid: &Txid) -> Result<(), String> {
+        let stake = match self.recognise(params, t, txid)? {
+            Recognised::NotStaking => return Ok(()),
+            Recognised::Invalid => {
+                metrics::inc_invalid(invalid::CONFIRMED_STAKING);
+                return Ok(());
+            }
+            Recognised::Valid(stake) => stake,
         };
         let id = txid.to_byte_array();
         if state::delegation(&id)?.is_some() {
             return Ok(()); // already stored (a duplicate txid): its decision stands
         }
-        let staking_time = parsed.op_return.staking_time;
-        if validate_staking_amount_time(parsed.staking_value, staking_time, params).is_err() {
-            metrics::inc_invalid(invalid::CONFIRMED_STAKING);
-            return Ok(());
-        }
+        let staking_time = stake.staking_time;
         let is_overflow = if params.cap_height != 0 {
             self.height() as u64 > params.cap_height
         } else {
@@ -109,15 +161,15 @@ impl<'a> ConfirmedBlock<'a> {
         let (version_index, _) = self.cfg.params.for_height(self.height() as u64).expect("params exist at this height");
         let d = Delegation {
             staking_tx_hash_hex: txid.to_string(),
-            staker_pk_hex: hex::encode(parsed.op_return.staker_pk.serialize()),
-            finality_provider_pk_hex: hex::encode(parsed.op_return.fp_pk.serialize()),
-            staking_value: parsed.staking_value,
+            staker_pk_hex: hex::encode(stake.staker.serialize()),
+            finality_provider_pk_hex: hex::encode(stake.fp.serialize()),
+            staking_value: stake.value,
             state: State::Active,
             is_overflow,
             params_version: version_index as u32,
             staking_tx: TxRecord {
                 tx_hex: hex::encode(&tx.raw),
-                output_index: parsed.staking_output_index,
+                output_index: stake.vout,
                 start_timestamp: self.block.time as i64,
                 start_height: self.height(),
                 timelock: staking_time as u32,
@@ -138,7 +190,7 @@ impl<'a> ConfirmedBlock<'a> {
                 staking_start_height: self.height() as u64,
                 staking_start_timestamp: self.block.time as i64,
                 staking_timelock: staking_time as u64,
-                staking_output_index: parsed.staking_output_index as u64,
+                staking_output_index: stake.vout as u64,
                 staking_tx_hex: d.staking_tx.tx_hex.clone(),
                 is_overflow,
             },
@@ -146,11 +198,11 @@ impl<'a> ConfirmedBlock<'a> {
         if !is_overflow {
             self.tvl += d.staking_value;
         }
-        let staker = parsed.op_return.staker_pk.serialize();
-        index_addresses(&parsed.op_return.staker_pk);
+        let staker = stake.staker.serialize();
+        index_addresses(&stake.staker);
         store::put(state::staker_index_key(&staker, self.height(), &id), []);
         store::put(state::expiry_key(self.height() + staking_time as u32, &id, Expiry::Active), []);
-        store::watch_outpoint(&id, parsed.staking_output_index);
+        store::watch_outpoint(&id, stake.vout);
         stats::on_active(&d)?;
         state::put_delegation(&id, &d)?;
         metrics::inc(if is_overflow { metrics::STAKING_OVERFLOW } else { metrics::STAKING_ACTIVE });

@@ -153,10 +153,14 @@ pub struct BtcInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowBlock {
     pub height: u32,
+    /// The block (display hex): the confirmed block reuses this outcome only if it is the same.
+    pub block_hash: String,
     /// Sum of the values of the staking transactions that passed the amount/time checks.
     pub valid_value: u64,
     /// Staking transactions that failed them.
     pub invalid: u64,
+    /// Their txids (display hex).
+    pub invalid_txids: Vec<String>,
     /// Txids (display hex) of its valid staking transactions (their `x` entries).
     pub stakes: Vec<String>,
     /// Inputs spending a stored staking output or a window stake: (raw tx hex, input index).

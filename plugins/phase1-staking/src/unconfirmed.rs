@@ -48,7 +48,8 @@ fn summarize(cfg: &Config, block: &BlockInfo, txs: &[Tx]) -> Result<Option<Windo
     let Some((version, params)) = cfg.params.for_height(block.height as u64) else {
         return Ok(None);
     };
-    let mut w = WindowBlock { height: block.height, ..Default::default() };
+    let mut w =
+        WindowBlock { height: block.height, block_hash: guest_sdk::hash_hex(&block.hash), ..Default::default() };
     for tx in txs {
         let t: Transaction =
             deserialize(&tx.raw).map_err(|e| format!("tx {} of block {}: {e}", tx.index, block.height))?;
@@ -74,6 +75,7 @@ fn summarize(cfg: &Config, block: &BlockInfo, txs: &[Tx]) -> Result<Option<Windo
                     store::watch_outpoint(&id, parsed.staking_output_index);
                 } else {
                     w.invalid += 1;
+                    w.invalid_txids.push(txid.to_string());
                 }
             }
         }

@@ -391,3 +391,32 @@ fn the_unconfirmed_window_adds_valid_stakes_and_subtracts_unbondings() {
     assert_eq!(f.metric(&phase1_staking::metrics::invalid_series("unconfirmed_staking_transaction")), 1);
     assert_eq!(f.metric(phase1_staking::metrics::LAST_CALCULATED_ACTIVE_TVL), 0);
 }
+
+#[test]
+fn a_block_seen_unconfirmed_confirms_exactly_as_one_parsed_from_scratch() {
+    let run = |through_window: bool, other_hash: bool| {
+        let mut f = Fixture::new();
+        let a = f.stake(100, 4 * BTC, 100);
+        let bad = f.stake(100, 1, 100);
+        let b = f.stake(100, 7 * BTC, 100);
+        let c = f.stake(100, 2 * BTC, 100);
+        if through_window {
+            let mut seen = Fixture::block(100);
+            if other_hash {
+                seen.hash = vec![0xee; 32]; // a different block at 100 (reorged out)
+            }
+            f.host.apply_unconfirmed::<P>(&seen, &Fixture::txs(&[&a, &bad, &b, &c])).unwrap();
+            f.published();
+        }
+        let msgs = f.confirm(100, &[&a, &bad, &b, &c]);
+        let window_left = f.host.run(|| store::scan_prefix(state::WINDOW, None, 10).len());
+        let invalid = f.metric(&phase1_staking::metrics::invalid_series("confirmed_staking_transaction"));
+        (f.last_raw.clone(), msgs.len(), invalid, f.tvl(), window_left)
+    };
+    let scratch = run(false, false);
+    assert_eq!(scratch.1, 3);
+    assert_eq!(scratch.2, 1);
+    assert_eq!(scratch.3, 11 * BTC, "4 + 7 (TVL 11 >= 10 before c: overflow)");
+    assert_eq!(run(true, false), scratch);
+    assert_eq!(run(true, true), scratch);
+}
