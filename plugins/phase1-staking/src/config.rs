@@ -8,9 +8,9 @@
 //! call runs in a fresh instance, so parsing is lazy: a route that needs no parameters never
 //! parses them, and one call parses them at most once.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use phase1_primitives::finality_providers::{parse_finality_providers, FinalityProvider};
+use phase1_primitives::finality_providers::parse_finality_providers;
 use phase1_primitives::params::{GlobalParams, ParamsVersion};
 use serde::Deserialize;
 
@@ -50,15 +50,13 @@ struct Raw {
     finality_providers_file: Option<String>,
 }
 
-/// The validated configuration.
+/// The validated configuration (the finality-provider file is validated by [`Config::parse`] but
+/// not kept: only `/v1/finality-providers` reads it, see `api/light_config.rs`).
 #[derive(Debug)]
 pub struct Config {
     pub params: GlobalParams,
-    finality_providers_text: Option<String>,
-    finality_providers: OnceLock<Vec<FinalityProvider>>,
     pub start_confirmed_tvl: u64,
     pub extra_events: bool,
-    pub page_size: u32,
     pub require_unbonding_version_2: bool,
 }
 
@@ -66,6 +64,10 @@ impl Config {
     /// Parses and validates the whole configuration (what `init` does, so a bad file stops the
     /// plugin at load with a message that says what to fix).
     pub fn parse(text: &str) -> Result<Config, String> {
+        Config::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, check_finality_providers: bool) -> Result<Config, String> {
         let raw: Raw = serde_json::from_str(text.trim()).map_err(|e| {
             format!(
                 "phase1-staking config is not the expected JSON object ({e}); expected keys: global_params_file \
@@ -77,10 +79,8 @@ impl Config {
             "phase1-staking config needs global_params_file = \"<path to global-params.json>\" in the plugin's config table",
         )?;
         let params = GlobalParams::parse(&params_text).map_err(|e| format!("global params: {e}"))?;
-        let finality_providers = OnceLock::new();
-        if let Some(text) = &raw.finality_providers {
-            // Validated now (so a bad file stops the plugin at load), kept for this instance.
-            let _ = finality_providers.set(parse_fps(text)?);
+        if let (true, Some(text)) = (check_finality_providers, &raw.finality_providers) {
+            parse_finality_providers(text).map_err(|e| format!("finality providers: {e}"))?;
         }
         let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if page_size < 2 {
@@ -88,51 +88,22 @@ impl Config {
         }
         Ok(Config {
             params,
-            finality_providers_text: raw.finality_providers,
-            finality_providers,
             start_confirmed_tvl: raw.start_confirmed_tvl,
             extra_events: raw.extra_events,
-            page_size,
             require_unbonding_version_2: raw.require_unbonding_version_2,
         })
     }
 
-    /// Parses a configuration whose finality-provider file was already validated (by `init`):
-    /// the provider list is then parsed only when a route needs it.
-    fn parse_lazy(text: &str) -> Result<Config, String> {
-        let mut raw_fps: Option<String> = None;
-        let mut value: serde_json::Value =
-            serde_json::from_str(text.trim()).map_err(|e| format!("phase1-staking config is not JSON: {e}"))?;
-        if let Some(obj) = value.as_object_mut() {
-            if let Some(serde_json::Value::String(t)) = obj.remove("finality_providers") {
-                raw_fps = Some(t);
-            }
-        }
-        let mut c = Config::parse(&value.to_string())?;
-        c.finality_providers_text = raw_fps;
-        Ok(c)
-    }
-
-    /// The registered finality providers (empty without a file).
-    pub fn finality_providers(&self) -> &[FinalityProvider] {
-        self.finality_providers.get_or_init(|| {
-            self.finality_providers_text.as_deref().map(|t| parse_fps(t).unwrap_or_default()).unwrap_or_default()
-        })
-    }
-
-    /// The parameters version in force at `height` (its index and the version).
+    /// The parameters version in force at `height`.
     pub fn params_at(&self, height: u32) -> Option<&ParamsVersion> {
         self.params.for_height(height as u64).map(|(_, v)| v)
     }
 }
 
-fn parse_fps(text: &str) -> Result<Vec<FinalityProvider>, String> {
-    parse_finality_providers(text).map_err(|e| format!("finality providers: {e}"))
-}
-
 /// The configuration of this call, parsed at most once per instance (each Wasm call is a fresh
 /// instance; natively, tests with different configs share a process, so it is keyed by text).
-/// `init` validated it, so an error here means the runtime file changed under a running plugin.
+/// `init` validated it (finality providers included), so an error here means the runtime file
+/// changed under a running plugin.
 pub fn get() -> Result<&'static Config, String> {
     static CACHE: Mutex<Vec<(String, &'static Config)>> = Mutex::new(Vec::new());
     let mut cache = CACHE.lock().map_err(|_| "config cache poisoned".to_string())?;
@@ -145,7 +116,7 @@ pub fn get() -> Result<&'static Config, String> {
     if let Some((_, c)) = cache.iter().find(|(t, _)| *t == text) {
         return Ok(c);
     }
-    let c: &'static Config = Box::leak(Box::new(Config::parse_lazy(&text)?));
+    let c: &'static Config = Box::leak(Box::new(Config::parse_with(&text, false)?));
     cache.push((text, c));
     Ok(c)
 }

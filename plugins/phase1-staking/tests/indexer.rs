@@ -420,3 +420,20 @@ fn a_block_seen_unconfirmed_confirms_exactly_as_one_parsed_from_scratch() {
     assert_eq!(run(true, false), scratch);
     assert_eq!(run(true, true), scratch);
 }
+
+#[test]
+fn a_bad_configuration_stops_the_plugin_at_load_with_the_fix() {
+    let err = TestHost::new("{}").init::<P>().unwrap_err();
+    assert!(err.contains("global_params_file"), "{err}");
+    let err = TestHost::new(r#"{"global_params": "{}", "typo": 1}"#).init::<P>().unwrap_err();
+    assert!(err.contains("unknown field `typo`"), "{err}");
+    let f = Fixture::new();
+    let mut params: Value = serde_json::from_str(&f.params.to_json()).unwrap();
+    params["versions"][0]["covenant_quorum"] = json!(4);
+    let config = json!({ "global_params": params.to_string() }).to_string();
+    let err = TestHost::new(&config).init::<P>().unwrap_err();
+    assert!(err.contains("covenant_quorum"), "{err}");
+    let config = json!({ "global_params": f.params.to_json(), "finality_providers": "{\"finality_providers\":[{\"btc_pk\":\"zz\"}]}" });
+    let err = TestHost::new(&config.to_string()).init::<P>().unwrap_err();
+    assert!(err.contains("finality providers"), "{err}");
+}
