@@ -14,11 +14,11 @@
 //!
 //! The broker parts print SKIP when RabbitMQ is not installed (`bash scripts/install-deps.sh`).
 
+#[path = "common/http_load.rs"]
+mod http_load;
 #[path = "../tests/testing/mod.rs"]
 mod testing;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,57 +47,9 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// One keep-alive HTTP/1.1 GET; returns the body length.
-fn get_once(reader: &mut BufReader<TcpStream>, path: &str) -> std::io::Result<usize> {
-    reader.get_mut().write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())?;
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if !line.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("status line {line:?}")));
-    }
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body)?;
-    Ok(len)
-}
-
 /// Drives `path` with CONNECTIONS keep-alive connections for ROUND: (req/s, p50, p99).
 fn load(port: u16, path: &str) -> (f64, Duration, Duration) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let stop = stop.clone();
-            let path = path.to_string();
-            std::thread::spawn(move || {
-                let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                s.set_nodelay(true).unwrap();
-                let mut r = BufReader::new(s);
-                let mut lat = Vec::with_capacity(100_000);
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    get_once(&mut r, &path).unwrap();
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let t0 = Instant::now();
-    std::thread::sleep(ROUND);
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
-    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
-    (rate, percentile(&mut all, 0.5), percentile(&mut all, 0.99))
+    http_load::load(port, &vec![path.to_string(); CONNECTIONS], ROUND)
 }
 
 fn route_bench(rows: &mut Vec<String>) -> Result<()> {
