@@ -302,6 +302,13 @@ fn api(host: &WasmHost, wasm: &Path, rows: &mut Vec<String>) -> Result<()> {
     let port = listener.local_addr()?.port();
     rt.spawn(async move { axum::serve(listener, app).await });
 
+    // Each request instantiates the component afresh: its share of a request.
+    let plugin = host.load(wasm)?;
+    let mut inst: Vec<f64> =
+        (0..2_000).map(|_| plugin.instantiate_only().map(|d| d.as_secs_f64() * 1e6)).collect::<Result<_>>()?;
+    inst.drain(..200);
+    rows.push(format!("| per-request instantiation (phase1-staking component) | {:.1} µs | | |", median(inst)));
+
     let stats_body = get_body(port, "/v1/stats")?;
     println!("/v1/stats: {stats_body}");
     anyhow::ensure!(stats_body.contains(&format!("\"total_delegations\":{}", hashes.len())), "stats count");

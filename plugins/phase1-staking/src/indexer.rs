@@ -83,12 +83,12 @@ struct ConfirmedBlock<'a> {
     window: Option<WindowBlock>,
 }
 
-/// A valid staking transaction's data (Steps A–C passed).
+/// A valid staking transaction's data (Steps A–C passed; the keys are valid x-only points).
 struct Stake {
     vout: u32,
     value: u64,
-    staker: XOnlyPublicKey,
-    fp: XOnlyPublicKey,
+    staker: Hash32,
+    fp: Hash32,
     staking_time: u16,
 }
 
@@ -112,8 +112,8 @@ impl<'a> ConfirmedBlock<'a> {
                 return Ok(Recognised::Valid(Stake {
                     vout: s.vout,
                     value: s.value,
-                    staker: xonly(&s.staker_pk_hex)?,
-                    fp: xonly(&s.finality_provider_pk_hex)?,
+                    staker: hash32(&s.staker_pk_hex)?,
+                    fp: hash32(&s.finality_provider_pk_hex)?,
                     staking_time: s.staking_time,
                 }));
             }
@@ -132,8 +132,8 @@ impl<'a> ConfirmedBlock<'a> {
         Ok(Recognised::Valid(Stake {
             vout: parsed.staking_output_index,
             value: parsed.staking_value,
-            staker: parsed.op_return.staker_pk,
-            fp: parsed.op_return.fp_pk,
+            staker: parsed.op_return.staker_pk.serialize(),
+            fp: parsed.op_return.fp_pk.serialize(),
             staking_time: parsed.op_return.staking_time,
         }))
     }
@@ -161,8 +161,8 @@ impl<'a> ConfirmedBlock<'a> {
         let (version_index, _) = self.cfg.params.for_height(self.height() as u64).expect("params exist at this height");
         let d = Delegation {
             staking_tx_hash_hex: txid.to_string(),
-            staker_pk_hex: hex::encode(stake.staker.serialize()),
-            finality_provider_pk_hex: hex::encode(stake.fp.serialize()),
+            staker_pk_hex: hex::encode(stake.staker),
+            finality_provider_pk_hex: hex::encode(stake.fp),
             staking_value: stake.value,
             state: State::Active,
             is_overflow,
@@ -198,8 +198,8 @@ impl<'a> ConfirmedBlock<'a> {
         if !is_overflow {
             self.tvl += d.staking_value;
         }
-        let staker = stake.staker.serialize();
-        index_addresses(&stake.staker);
+        let staker = stake.staker;
+        index_addresses(&staker)?;
         store::put(state::staker_index_key(&staker, self.height(), &id), []);
         store::put(state::expiry_key(self.height() + staking_time as u32, &id, Expiry::Active), []);
         store::watch_outpoint(&id, stake.vout);
@@ -378,23 +378,28 @@ impl<'a> ConfirmedBlock<'a> {
 /// The staker's addresses (v0.3's `pk_address_mappings`), written with its first delegation:
 /// the key-path-only taproot output (`ComputeTaprootKeyNoScript`) and P2WPKH of `02‖x` and
 /// `03‖x` (an x-only key does not tell its parity).
-pub fn index_addresses(staker: &XOnlyPublicKey) {
+pub fn index_addresses(staker: &Hash32) -> Result<(), String> {
     use bitcoin::hashes::hash160;
     use bitcoin::key::TapTweak;
-    let x = staker.serialize();
     let segwit = |parity: u8| {
         let mut compressed = [parity; 33];
-        compressed[1..].copy_from_slice(&x);
+        compressed[1..].copy_from_slice(staker);
         hash160::Hash::hash(&compressed).to_byte_array()
     };
     let even = state::address_key(&segwit(2));
     if store::get(&even).is_some() {
-        return; // indexed with an earlier delegation
+        return Ok(()); // indexed with an earlier delegation
     }
-    store::put(&even, x);
-    store::put(state::address_key(&segwit(3)), x);
-    let output = staker.tap_tweak(phase1_primitives::secp(), None).0;
-    store::put(state::address_key(&output.serialize()), x);
+    store::put(&even, staker);
+    store::put(state::address_key(&segwit(3)), staker);
+    let key = XOnlyPublicKey::from_slice(staker).map_err(|e| format!("staker key {}: {e}", hex::encode(staker)))?;
+    let output = key.tap_tweak(phase1_primitives::secp(), None).0;
+    store::put(state::address_key(&output.serialize()), staker);
+    Ok(())
+}
+
+fn hash32(hex_pk: &str) -> Result<Hash32, String> {
+    state::parse_hash32(hex_pk).ok_or_else(|| format!("stored key {hex_pk:?} is not 32 bytes of hex"))
 }
 
 fn xonly(hex_pk: &str) -> Result<XOnlyPublicKey, String> {
