@@ -129,6 +129,33 @@ fn run(cli: Cli) -> Result<()> {
             for (name, path) in &missing {
                 println!("  warning: plugin {name}: {} is not built yet", path.display());
             }
+            // Each built plugin is loaded and its `init` runs with its config, so a bad
+            // parameters file is reported here rather than when the engine starts.
+            let mut failed = Vec::new();
+            for p in rt.plugins.iter().filter(|p| !missing.iter().any(|(n, _)| *n == p.name)) {
+                let outcome = host_for(&rt, p).and_then(|host| {
+                    let mut plugin = host.load(&rt.resolve(&p.wasm))?;
+                    let config = rt.plugin_init_config(p)?;
+                    plugin.init(&config).map_err(|f| anyhow::anyhow!("init refused its config: {}", f.message))
+                });
+                match outcome {
+                    Ok(m) => println!(
+                        "  plugin {}: init ok ({} {}, {} routes, confirmation depths {:?})",
+                        p.name,
+                        m.name,
+                        m.version,
+                        m.routes.len(),
+                        m.confirmation_depths
+                    ),
+                    Err(e) => {
+                        println!("  error: plugin {}: {e:#}", p.name);
+                        failed.push(p.name.clone());
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                bail!("{}: plugin(s) {} refused to load (see above)", runtime.display(), failed.join(", "));
+            }
             Ok(())
         }
         Command::Run { runtime } => run_engine(&runtime),

@@ -65,6 +65,20 @@ fn cli_help_and_broken_runtime_files() {
         free_port(),
         counter.display()
     );
+    // `engine check` loads each plugin and runs its init with its config.
+    let check = |text: &str, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new(engine_binary()).arg("check").arg(&path).output().unwrap()
+    };
+    let out = check(&good, "check-good.toml");
+    assert!(out.status.success(), "engine check: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("plugin counter: init ok"));
+    let out = check(&format!("{good}config = {{ depths = \"deep\" }}\n"), "check-bad.toml");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "engine check accepted a config its plugin refuses:\n{stdout}");
+    assert!(stdout.contains("config.depths") && stderr.contains("counter"), "{stdout}\n{stderr}");
+
     let missing = dir.path().join("no-such-plugin.wasm");
     let cases = [
         (good.replace("[engine]\n", "[engine]\nbogus_key = 1\n"), "bogus_key"),
