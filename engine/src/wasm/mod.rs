@@ -299,6 +299,10 @@ pub fn engine_config(limits: &Limits) -> Config {
         .relaxed_simd_deterministic(true)
         .wasm_memory64(false)
         .parallel_compilation(true);
+    // `ENGINE_WASM_PROFILE=perfmap` names JIT-compiled plugin functions for `perf` (diagnostics).
+    if std::env::var("ENGINE_WASM_PROFILE").is_ok_and(|v| v == "perfmap") {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut pool = PoolingAllocationConfig::new();
     let n = limits.max_instances.max(1);
     pool.total_component_instances(n)
