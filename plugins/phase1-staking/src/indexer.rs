@@ -40,8 +40,8 @@ pub fn apply_confirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
         metrics::set(metrics::START_HEIGHT, block.height as u64);
     }
     expire(block.height)?;
-    let window = store::get_json::<WindowBlock>(state::window_key(block.height))?
-        .filter(|w| w.block_hash == guest_sdk::hash_hex(&block.hash));
+    let entry = store::get_json::<WindowBlock>(state::window_key(block.height))?;
+    let window = entry.as_ref().filter(|w| w.block_hash == guest_sdk::hash_hex(&block.hash));
     let mut b = ConfirmedBlock { cfg, block, tvl: state::confirmed_tvl(cfg.start_confirmed_tvl), window };
     for tx in txs {
         let t: Transaction =
@@ -51,7 +51,7 @@ pub fn apply_confirmed(block: &BlockInfo, txs: &[Tx]) -> Result<(), String> {
         b.spend_checks(tx, &t, &txid)?;
     }
     // The block is confirmed now: it leaves the unconfirmed window.
-    crate::unconfirmed::leave_window(block.height)?;
+    crate::unconfirmed::leave_window(block.height, entry.as_ref());
     store::put_u64(state::TVL, b.tvl);
     store::put_u64(state::HEIGHT, block.height as u64);
     store::put_u64(state::TIP_TIME, block.time as u64);
@@ -80,7 +80,7 @@ struct ConfirmedBlock<'a> {
     block: &'a BlockInfo,
     tvl: u64,
     /// What the unconfirmed window recorded for this very block, if it passed through it.
-    window: Option<WindowBlock>,
+    window: Option<&'a WindowBlock>,
 }
 
 /// A valid staking transaction's data (Steps A–C passed; the keys are valid x-only points).
@@ -106,7 +106,7 @@ impl<'a> ConfirmedBlock<'a> {
     /// Steps A–C of §1.4 for one transaction: what the window found when the block arrived
     /// (the same transactions and parameters, so the same outcome) or else a full parse.
     fn recognise(&self, params: &ParamsVersion, t: &Transaction, txid: &Txid) -> Result<Recognised, String> {
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window {
             let id = txid.to_byte_array();
             if let Some(s) = store::get_json::<WindowStake>(state::window_stake_key(&id))? {
                 return Ok(Recognised::Valid(Stake {

@@ -41,8 +41,15 @@ pub fn get(series: &str) -> u64 {
 }
 
 pub fn inc(series: &str) {
+    add(series, 1);
+}
+
+pub fn add(series: &str, n: u64) {
+    if n == 0 {
+        return;
+    }
     let k = metric_key(series);
-    store::put_u64(&k, store::get_u64(&k) + 1);
+    store::put_u64(&k, store::get_u64(&k) + n);
 }
 
 pub fn inc_invalid(label: &str) {

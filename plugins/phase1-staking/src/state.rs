@@ -350,10 +350,6 @@ pub fn btc_info() -> Result<Option<BtcInfo>, String> {
     store::get_json(BTC_INFO)
 }
 
-pub fn unbonding_request(staking_txid: &Hash32) -> Result<Option<UnbondingRequest>, String> {
-    local::get_json(request_key(staking_txid))
-}
-
 /// The state the API shows: the chain state, except that an `active` delegation with an
 /// accepted unbonding request is `unbonding_requested`. Once the chain moves on (unbonding,
 /// expiry, withdrawal) the chain state wins, so a request that never reaches Bitcoin cannot

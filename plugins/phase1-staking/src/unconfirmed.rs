@@ -110,9 +110,7 @@ fn evaluate(cfg: &Config, block: &BlockInfo) -> Result<(), String> {
         let w: WindowBlock = serde_json::from_slice(&value).map_err(|e| format!("window entry: {e}"))?;
         any = true;
         delta += w.valid_value as i128;
-        for _ in 0..w.invalid {
-            metrics::inc_invalid(invalid::UNCONFIRMED_STAKING);
-        }
+        metrics::add(&metrics::invalid_series(invalid::UNCONFIRMED_STAKING), w.invalid);
         for (raw, input) in &w.spends {
             let bytes = hex::decode(raw).map_err(|e| format!("window tx: {e}"))?;
             let t: Transaction = deserialize(&bytes).map_err(|e| format!("window tx: {e}"))?;
@@ -176,15 +174,13 @@ fn window_stake_info(s: &WindowStake, p: &phase1_primitives::ParamsVersion) -> R
 }
 
 /// A block confirmed: it leaves the window (its entry and its window stakes).
-pub fn leave_window(height: u32) -> Result<(), String> {
-    let key = state::window_key(height);
-    if let Some(w) = store::get_json::<WindowBlock>(&key)? {
-        for txid in &w.stakes {
-            if let Some(id) = state::txid_from_hex(txid) {
-                store::delete(state::window_stake_key(&id));
-            }
+/// `entry` is the block's window entry, as the caller already read it.
+pub fn leave_window(height: u32, entry: Option<&WindowBlock>) {
+    let Some(w) = entry else { return };
+    for txid in &w.stakes {
+        if let Some(id) = state::txid_from_hex(txid) {
+            store::delete(state::window_stake_key(&id));
         }
-        store::delete(&key);
     }
-    Ok(())
+    store::delete(state::window_key(height));
 }
