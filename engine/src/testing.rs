@@ -113,7 +113,7 @@ pub fn test_plugin(name: &str) -> PathBuf {
 
 /// An in-memory [`BlockContext`](crate::plugin_api::BlockContext) (chain state and published
 /// messages only), for benchmarks that call a plugin without a store.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MemoryContext {
     pub kv: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     pub published: Vec<(String, Vec<u8>)>,

@@ -8,7 +8,6 @@ use bitcoin::consensus::serialize;
 use bitcoin::script::{Builder, PushBytesBuf};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, Block, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,41 +19,30 @@ enum Op {
     Publish(String, Vec<u8>),
 }
 
-/// In-memory `BlockContext` recording every write.
+/// In-memory `BlockContext` recording every write (state in [`MemoryContext`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct MemCtx {
-    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    mem: crate::testing::MemoryContext,
     ops: Vec<Op>,
 }
 
 impl BlockContext for MemCtx {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        self.kv.get(key).cloned()
+        self.mem.get(key)
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Put(key.to_vec(), value.to_vec()));
-        self.kv.insert(key.to_vec(), value.to_vec());
-        Ok(())
+        self.mem.put(key, value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Delete(key.to_vec()));
-        self.kv.remove(key);
-        Ok(())
+        self.mem.delete(key)
     }
     fn scan_prefix(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.kv
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| after.is_none_or(|a| k.as_slice() > a))
-            .take(limit as usize)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.mem.scan_prefix(prefix, after, limit)
     }
     fn scan_range(&mut self, start: &[u8], end: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        if start >= end {
-            return Vec::new();
-        }
-        self.kv.range(start.to_vec()..end.to_vec()).take(limit as usize).map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.mem.scan_range(start, end, limit)
     }
     fn publish(&mut self, queue: &str, body: &[u8]) -> Result<(), String> {
         self.ops.push(Op::Publish(queue.to_string(), body.to_vec()));
@@ -73,7 +61,7 @@ impl MemCtx {
             .collect()
     }
     fn json(&self, key: &str) -> serde_json::Value {
-        serde_json::from_slice(self.kv.get(key.as_bytes()).unwrap_or_else(|| panic!("no key {key}"))).unwrap()
+        serde_json::from_slice(self.mem.kv.get(key.as_bytes()).unwrap_or_else(|| panic!("no key {key}"))).unwrap()
     }
 }
 
@@ -210,9 +198,9 @@ fn counter_counts_blocks_and_keeps_a_total() {
     }
 
     // Undo notification: compensating message; store untouched by the plugin.
-    let before = ctx.kv.clone();
+    let before = ctx.mem.kv.clone();
     counter.undo_block(&mut ctx, &host_block_info(1, &b1)).unwrap();
-    assert_eq!(ctx.kv, before);
+    assert_eq!(ctx.mem.kv, before);
     let (_, body) = ctx.published().pop().unwrap();
     assert_eq!(body, br#"{"undo":1}"#);
 }
@@ -258,7 +246,7 @@ fn fault_of(host: &WasmHost, plugin: &str, config: &str, height: u32) -> (Plugin
     // The block before the configured height is fine.
     p.apply_block(&mut ctx, &BlockInfo { height: height - 1, ..host_block_info(0, &genesis) }, &raw, &manifest)
         .unwrap();
-    assert_eq!(ctx.kv.get(b"last".as_slice()), Some(&u64::from(height - 1).to_be_bytes().to_vec()));
+    assert_eq!(ctx.mem.kv.get(b"last".as_slice()), Some(&u64::from(height - 1).to_be_bytes().to_vec()));
     let t = Instant::now();
     let err = p
         .apply_block(&mut ctx, &BlockInfo { height, ..host_block_info(0, &genesis) }, &raw, &manifest)
@@ -372,7 +360,7 @@ fn watch_spends_prefilter_delivers_spends_of_watched_outpoints_and_their_childre
     let mut key = WATCH_PREFIX.to_vec();
     key.extend_from_slice(watched.txid.as_byte_array());
     key.extend_from_slice(&0u32.to_be_bytes());
-    ctx.kv.insert(key, vec![]);
+    ctx.mem.kv.insert(key, vec![]);
     let stats = counter.apply_block(&mut ctx, &host_block_info(1, &b1), &serialize(&b1), &watching).unwrap();
     assert_eq!(stats.txs_delivered, 2);
     let raw = serialize(&b1);
