@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bitcoind;
 pub mod call_context;
+pub mod crypto;
 pub mod fetcher;
 pub mod follower;
 pub mod jobs;

@@ -10,18 +10,21 @@
 //!   `HttpResponse::json`, ...).
 //! - [`testing`]: a native harness — on non-wasm targets the same wrappers talk to an in-memory
 //!   host, so a plugin's handlers can be unit-tested with `cargo test` without the engine.
-//! - `tx` helpers with the `bitcoin` crate (feature `bitcoin`, on by default).
+//! - `tx` helpers with the `bitcoin` crate and [`crypto`] (secp256k1 run natively by the host)
+//!   (feature `bitcoin`, on by default).
 //!
 //! Every call runs in a fresh instance (see the WIT): keep durable state in [`store`] (chain
 //! state) or [`local`] (off-chain state) only.
 
 extern crate self as guest_sdk;
 
+#[cfg(feature = "bitcoin")]
+pub mod crypto;
 mod http;
 pub use http::{legacy_get, legacy_post, route, route_get, route_post};
 
 /// Version of the host/plugin contract this SDK targets (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.3.1";
 
 /// Reserved key prefix for watched outpoints: `WATCH_PREFIX ++ txid(32) ++ vout(4, BE)`.
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";

@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use phase1::indexer::log::Level;
-pub(crate) use phase1::indexer::{env, local, log, outbound, queue, store, types};
+pub(crate) use phase1::indexer::{crypto, env, local, log, outbound, queue, store, types};
 
 /// Counters of what a call did through the imports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct CallCounters {
     pub scans: u32,
     pub publishes: u32,
     pub logs: u32,
+    /// `crypto` calls (each a native secp256k1 operation).
+    pub crypto: u32,
 }
 
 /// Raised by a host function the guest misused (e.g. a store write during `init`); classified
@@ -299,6 +301,18 @@ impl log::Host for HostState {
 impl env::Host for HostState {
     fn config(&mut self) -> wasmtime::Result<String> {
         Ok(self.config.to_string())
+    }
+}
+
+impl crypto::Host for HostState {
+    fn lift_x(&mut self, x: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.counters.crypto += 1;
+        Ok(crate::crypto::lift_x(&x).map(|p| p.to_vec()))
+    }
+
+    fn taproot_tweak(&mut self, internal_key: Vec<u8>, merkle_root: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.counters.crypto += 1;
+        Ok(crate::crypto::taproot_tweak(&internal_key, &merkle_root).map(|p| p.to_vec()))
     }
 }
 

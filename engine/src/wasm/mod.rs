@@ -50,7 +50,7 @@ use crate::plugin_api::BlockContext;
 pub const WATCH_PREFIX: &[u8] = b"\x00watch\x00";
 
 /// Version of the WIT contract this host implements (`phase1:indexer@…`).
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.3.1";
 
 /// Identity of the block being applied or undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
