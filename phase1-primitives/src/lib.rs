@@ -11,7 +11,8 @@
 //! * [`op_return`] — the 73-byte V0 identification OP_RETURN;
 //! * [`staking_tx`] — Step A / B recognition and Step C validation of staking transactions;
 //! * [`unbonding`] — canonical unbonding tx, spend classification, unbonding-request checks;
-//! * [`sighash`] — BIP-341 script-path sighashes, BIP-340 verification, witness assembly.
+//! * [`sighash`] — BIP-341 script-path sighashes, BIP-340 verification, witness assembly;
+//! * [`curve`] — x-only key parsing and Taproot tweaks (in the engine host for Wasm plugins).
 //!
 //! Per-transaction work ([`staking_tx::parse_v0_staking_tx`]) streams the scripts into the
 //! TapLeaf hash engines and reuses the committee's precomputed multisig bytes, so deriving a
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod committee;
+pub mod curve;
 pub mod finality_providers;
 pub mod op_return;
 pub mod params;

@@ -89,8 +89,8 @@ impl V0OpReturn {
         if d[4] != 0 {
             return None;
         }
-        let staker_pk = XOnlyPublicKey::from_slice(&d[5..37]).ok()?;
-        let fp_pk = XOnlyPublicKey::from_slice(&d[37..69]).ok()?;
+        let staker_pk = crate::curve::xonly_key(&d[5..37])?;
+        let fp_pk = crate::curve::xonly_key(&d[37..69])?;
         Some(V0OpReturn {
             tag: [d[0], d[1], d[2], d[3]],
             version: 0,

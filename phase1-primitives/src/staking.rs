@@ -9,7 +9,7 @@
 use std::fmt;
 
 use bitcoin::hashes::{Hash, HashEngine};
-use bitcoin::key::{TapTweak, TweakedPublicKey};
+use bitcoin::key::TweakedPublicKey;
 use bitcoin::secp256k1::Parity;
 use bitcoin::taproot::{ControlBlock, LeafVersion, TapLeafHash, TapNodeHash, TaprootMerkleBranch};
 use bitcoin::{Amount, Script, ScriptBuf, TxOut, XOnlyPublicKey};
@@ -95,7 +95,7 @@ pub const NUMS_INTERNAL_KEY: [u8; 32] = [
 /// The NUMS internal key as an x-only key (lifted once).
 pub fn nums_internal_key() -> XOnlyPublicKey {
     static KEY: std::sync::OnceLock<XOnlyPublicKey> = std::sync::OnceLock::new();
-    *KEY.get_or_init(|| XOnlyPublicKey::from_slice(&NUMS_INTERNAL_KEY).expect("the BIP-341 NUMS point is valid"))
+    *KEY.get_or_init(|| crate::curve::xonly_key(&NUMS_INTERNAL_KEY).expect("the BIP-341 NUMS point is valid"))
 }
 
 /// Writes a Bitcoin compact-size length into a hash engine.
@@ -105,7 +105,7 @@ fn input_compact_size<E: HashEngine>(eng: &mut E, n: usize) {
     } else if n <= 0xffff {
         eng.input(&[0xfd]);
         eng.input(&(n as u16).to_le_bytes());
-    } else if n <= 0xffff_ffff {
+    } else if n as u64 <= 0xffff_ffff {
         eng.input(&[0xfe]);
         eng.input(&(n as u32).to_le_bytes());
     } else {
@@ -197,7 +197,7 @@ fn check_distinct(
 
 /// Tweaks the NUMS key with `root`: output key, its parity, and the 34-byte P2TR pkScript.
 fn tweak(root: TapNodeHash) -> (TweakedPublicKey, Parity, [u8; 34]) {
-    let (output_key, parity) = nums_internal_key().tap_tweak(crate::secp(), Some(root));
+    let (output_key, parity) = crate::curve::nums_output_key(root);
     let mut pk_script = [0u8; 34];
     pk_script[0] = 0x51; // OP_1 (witness v1)
     pk_script[1] = OP_PUSHBYTES_32;

@@ -19,6 +19,7 @@ use bitcoin::consensus::deserialize;
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Transaction, Txid, XOnlyPublicKey};
 use guest_sdk::{bitcoin, store, BlockInfo, Tx};
+use phase1_primitives::curve;
 use phase1_primitives::params::ParamsVersion;
 use phase1_primitives::staking::{StakingInfo, UnbondingInfo};
 use phase1_primitives::staking_tx::{is_possible_v0_staking_tx, parse_v0_staking_tx, validate_staking_amount_time};
@@ -161,14 +162,14 @@ impl<'a> ConfirmedBlock<'a> {
         let (version_index, _) = self.cfg.params.for_height(self.height() as u64).expect("params exist at this height");
         let d = Delegation {
             staking_tx_hash_hex: txid.to_string(),
-            staker_pk_hex: hex::encode(stake.staker),
-            finality_provider_pk_hex: hex::encode(stake.fp),
+            staker_pk_hex: state::to_hex(&stake.staker),
+            finality_provider_pk_hex: state::to_hex(&stake.fp),
             staking_value: stake.value,
             state: State::Active,
             is_overflow,
             params_version: version_index as u32,
             staking_tx: TxRecord {
-                tx_hex: hex::encode(&tx.raw),
+                tx_hex: state::to_hex(&tx.raw),
                 output_index: stake.vout,
                 start_timestamp: self.block.time as i64,
                 start_height: self.height(),
@@ -256,7 +257,7 @@ impl<'a> ConfirmedBlock<'a> {
                         unbonding_start_timestamp: self.block.time as i64,
                         unbonding_timelock: params.unbonding_time as u64,
                         unbonding_output_index: 0,
-                        unbonding_tx_hex: hex::encode(&tx.raw),
+                        unbonding_tx_hex: state::to_hex(&tx.raw),
                         unbonding_tx_hash_hex: txid.to_string(),
                     },
                 )?;
@@ -279,7 +280,7 @@ impl<'a> ConfirmedBlock<'a> {
                     let unbonding_time = params.unbonding_time as u32;
                     d.state = State::Unbonding;
                     d.unbonding_tx = Some(TxRecord {
-                        tx_hex: hex::encode(&tx.raw),
+                        tx_hex: state::to_hex(&tx.raw),
                         output_index: 0,
                         start_timestamp: self.block.time as i64,
                         start_height: h,
@@ -380,7 +381,6 @@ impl<'a> ConfirmedBlock<'a> {
 /// `03‖x` (an x-only key does not tell its parity).
 pub fn index_addresses(staker: &Hash32) -> Result<(), String> {
     use bitcoin::hashes::hash160;
-    use bitcoin::key::TapTweak;
     let segwit = |parity: u8| {
         let mut compressed = [parity; 33];
         compressed[1..].copy_from_slice(staker);
@@ -392,8 +392,8 @@ pub fn index_addresses(staker: &Hash32) -> Result<(), String> {
     }
     store::put(&even, staker);
     store::put(state::address_key(&segwit(3)), staker);
-    let key = XOnlyPublicKey::from_slice(staker).map_err(|e| format!("staker key {}: {e}", hex::encode(staker)))?;
-    let output = key.tap_tweak(phase1_primitives::secp(), None).0;
+    let output = curve::key_path_output_key(staker)
+        .ok_or_else(|| format!("staker key {} is not a curve point", state::to_hex(staker)))?;
     store::put(state::address_key(&output.serialize()), staker);
     Ok(())
 }
@@ -404,7 +404,7 @@ fn hash32(hex_pk: &str) -> Result<Hash32, String> {
 
 fn xonly(hex_pk: &str) -> Result<XOnlyPublicKey, String> {
     let bytes = state::parse_hash32(hex_pk).ok_or_else(|| format!("stored key {hex_pk:?} is not 32 bytes of hex"))?;
-    XOnlyPublicKey::from_slice(&bytes).map_err(|e| format!("stored key {hex_pk}: {e}"))
+    curve::xonly_key(&bytes).ok_or_else(|| format!("stored key {hex_pk} is not a curve point"))
 }
 
 /// The staking scripts of a stored delegation, rebuilt with its parameters version.

@@ -36,6 +36,14 @@ use serde::{Deserialize, Serialize};
 
 pub type Hash32 = [u8; 32];
 
+/// Lower-case hex, as `hex::encode` writes it, through a byte buffer (`hex::encode` collects
+/// chars one by one, which shows in the block path for raw transactions).
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut buf).expect("the buffer is twice the input");
+    String::from_utf8(buf).expect("hex digits are ASCII")
+}
+
 pub const TVL: &[u8] = b"tvl";
 pub const HEIGHT: &[u8] = b"height";
 pub const BTC_INFO: &[u8] = b"btcinfo";

@@ -21,7 +21,7 @@
 
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::Hash;
-use bitcoin::{OutPoint, Transaction, XOnlyPublicKey};
+use bitcoin::{OutPoint, Transaction};
 use guest_sdk::{bitcoin, store, BlockInfo, Tx};
 use phase1_primitives::staking::StakingInfo;
 use phase1_primitives::staking_tx::{is_possible_v0_staking_tx, parse_v0_staking_tx, validate_staking_amount_time};
@@ -65,8 +65,8 @@ fn summarize(cfg: &Config, block: &BlockInfo, txs: &[Tx]) -> Result<Option<Windo
                         &WindowStake {
                             vout: parsed.staking_output_index,
                             value: parsed.staking_value,
-                            staker_pk_hex: hex::encode(parsed.op_return.staker_pk.serialize()),
-                            finality_provider_pk_hex: hex::encode(parsed.op_return.fp_pk.serialize()),
+                            staker_pk_hex: state::to_hex(&parsed.op_return.staker_pk.serialize()),
+                            finality_provider_pk_hex: state::to_hex(&parsed.op_return.fp_pk.serialize()),
                             staking_time: parsed.op_return.staking_time,
                             params_version: version as u32,
                         },
@@ -81,7 +81,7 @@ fn summarize(cfg: &Config, block: &BlockInfo, txs: &[Tx]) -> Result<Option<Windo
         }
         for (i, input) in t.input.iter().enumerate() {
             if spends_known_stake(&input.previous_output)? {
-                w.spends.push((hex::encode(&tx.raw), i as u32));
+                w.spends.push((state::to_hex(&tx.raw), i as u32));
             }
         }
     }
@@ -166,7 +166,7 @@ fn evaluate(cfg: &Config, block: &BlockInfo) -> Result<(), String> {
 fn window_stake_info(s: &WindowStake, p: &phase1_primitives::ParamsVersion) -> Result<StakingInfo, String> {
     let key = |h: &str| {
         state::parse_hash32(h)
-            .and_then(|b| XOnlyPublicKey::from_slice(&b).ok())
+            .and_then(|b| phase1_primitives::curve::xonly_key(&b))
             .ok_or_else(|| format!("window stake key {h:?} is not an x-only key"))
     };
     StakingInfo::new(&key(&s.staker_pk_hex)?, &[key(&s.finality_provider_pk_hex)?], p.committee(), s.staking_time)

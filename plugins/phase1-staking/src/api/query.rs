@@ -2,7 +2,6 @@
 //! `parsePublicKeyQuery`, `parsePaginationQuery`, `parseStateFilterQuery`), with their exact
 //! 400 messages.
 
-use guest_sdk::bitcoin::XOnlyPublicKey;
 use guest_sdk::HttpRequest;
 
 use super::envelope::ApiError;
@@ -48,7 +47,7 @@ pub fn tx_hash(req: &HttpRequest, name: &str) -> Result<Option<Hash32>, ApiError
 /// A BIP-340 x-only key in hex (`schnorr.ParsePubKey` of the decoded bytes).
 pub fn parse_xonly(s: &str) -> Option<Hash32> {
     let bytes = state::parse_hash32(s)?;
-    XOnlyPublicKey::from_slice(&bytes).ok()?;
+    phase1_primitives::curve::xonly_key(&bytes)?;
     Some(bytes)
 }
 

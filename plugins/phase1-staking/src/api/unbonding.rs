@@ -109,7 +109,7 @@ pub fn eligibility(req: &HttpRequest) -> ApiResult {
 
 fn xonly(hex_pk: &str) -> Result<XOnlyPublicKey, ApiError> {
     state::parse_hash32(hex_pk)
-        .and_then(|b| XOnlyPublicKey::from_slice(&b).ok())
+        .and_then(|b| phase1_primitives::curve::xonly_key(&b))
         .ok_or_else(|| ApiError::internal(format!("stored key {hex_pk:?} is not an x-only key")))
 }
 
