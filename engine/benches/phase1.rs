@@ -129,7 +129,37 @@ fn replay(host: &WasmHost, wasm: &Path, raw: &[u8], params: &str, rows: &mut Vec
         verdict(r >= 0.5)
     ));
     rows.push(format!("| deserialize + txid of the same bytes | {base:.1} blocks/s | 1.00 | |"));
+    let floor = rules_floor(&block, params)?;
+    rows.push(format!(
+        "| floor: Steps A–C alone for the 337 staking txs, native, no state (2 key lifts + 1 Taproot tweak each) | {:.1} blocks/s | {:.2}: no plugin can exceed this | |",
+        floor,
+        floor / base
+    ));
     Ok(())
+}
+
+/// Blocks/s of the least work Phase-1's rules allow: recognising the block's staking transactions
+/// (Steps A–C: OP_RETURN keys lifted, the staking output's Taproot key derived), natively with
+/// libsecp256k1, without storing, publishing or indexing anything.
+fn rules_floor(block: &Block, params: &str) -> Result<f64> {
+    let params = GlobalParams::parse(params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, v) = params.for_height(864790).ok_or_else(|| anyhow::anyhow!("no params at 864790"))?;
+    let (tag, committee) = (v.tag_bytes(), v.committee());
+    let mut rounds = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        let mut found = 0;
+        for tx in &block.txdata {
+            if phase1_primitives::is_possible_v0_staking_tx(tx, tag)
+                && phase1_primitives::parse_v0_staking_tx(std::hint::black_box(tx), tag, committee).is_ok()
+            {
+                found += 1;
+            }
+        }
+        anyhow::ensure!(found == 337, "{found} staking txs recognised natively");
+        rounds.push(1.0 / t.elapsed().as_secs_f64());
+    }
+    Ok(median(rounds))
 }
 
 fn replay_round(host: &WasmHost, wasm: &Path, config: &str, blocks: &Path) -> Result<f64> {
