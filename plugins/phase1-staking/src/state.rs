@@ -327,8 +327,11 @@ pub fn request_by_unbonding_key(unbonding_txid: &Hash32) -> Vec<u8> {
     key(b"ru", &[unbonding_txid])
 }
 
+/// Prefix of the requests in arrival order.
+pub const REQUEST_QUEUE: &[u8] = b"rq";
+
 pub fn request_queue_key(seq: u64) -> Vec<u8> {
-    key(b"rq", &[&seq.to_be_bytes()])
+    key(REQUEST_QUEUE, &[&seq.to_be_bytes()])
 }
 
 pub const REQUEST_SEQ: &[u8] = b"rseq";

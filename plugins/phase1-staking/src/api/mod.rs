@@ -52,6 +52,7 @@ const ROUTES: &[Entry] = &[
     ("GET", "/openapi.json", true, false, openapi::document),
     ("GET", "/metrics", false, false, metrics),
     ("GET", "/stats", false, false, stats::accurate),
+    ("GET", "/unbonding-requests", false, false, unbonding::queue),
 ];
 
 /// The routes for the manifest.

@@ -211,6 +211,22 @@ fn paths() -> Value {
             json!({ "200": ok("Overall statistics", envelope_schema(schema_ref("AccurateStatsPublic"), false)) }),
         ),
     );
+    p.insert(
+        format!("{MOUNT_POINT}/unbonding-requests"),
+        get(
+            "Accepted unbonding requests in arrival order (what the unbonding pipeline consumes)",
+            vec![
+                json!({ "name": "after", "in": "query", "required": false,
+                        "description": "Only requests with a larger `seq`", "schema": int() }),
+                json!({ "name": "limit", "in": "query", "required": false,
+                        "description": "At most this many (default 100, at most 1000)", "schema": int() }),
+            ],
+            json!({
+                "200": ok("Requests", envelope_schema(array("UnbondingRequestRecord"), false)),
+                "400": error("Invalid parameter")
+            }),
+        ),
+    );
     Value::Object(p)
 }
 
@@ -312,6 +328,20 @@ fn schemas() -> Value {
             ("staker_signed_signature_hex", string()),
         ]),
         "DelegationCheckPublicResponse": object(&[("data", json!({ "type": "boolean" })), ("code", int())]),
+        "UnbondingRequestRecord": object(&[
+            ("seq", int()),
+            ("staking_tx_hash_hex", string()),
+            ("staker_pk_hex", string()),
+            ("finality_pk_hex", string()),
+            ("unbonding_tx_sig_hex", string()),
+            ("state", string()),
+            ("unbonding_tx_hash_hex", string()),
+            ("unbonding_tx_hex", string()),
+            ("staking_tx_hex", string()),
+            ("staking_output_index", int()),
+            ("staking_timelock", int()),
+            ("staking_amount", int()),
+        ]),
     })
 }
 

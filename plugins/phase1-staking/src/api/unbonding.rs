@@ -183,3 +183,34 @@ pub fn submit(req: &HttpRequest) -> ApiResult {
     local::put_u64(state::REQUEST_SEQ, seq + 1);
     Ok(envelope::null(202))
 }
+
+/// Most requests one `GET /unbonding-requests` returns.
+const QUEUE_PAGE_MAX: u32 = 1000;
+
+/// `GET /plugins/phase1-staking/unbonding-requests?after=<seq>&limit=<n>` (read route): the
+/// accepted unbonding requests in arrival order (the legacy `unbonding_queue` collection), those
+/// with `seq > after` (all when `after` is absent), at most `limit` (default 100, at most 1000).
+/// `{"data": [request, ...]}`; a request's `state` is always `INSERTED` here — the unbonding
+/// pipeline keeps its own progress. This is the read-only contract `plugins/unbonding` consumes.
+pub fn queue(req: &HttpRequest) -> ApiResult {
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        req.query_param(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer, got {v:?}")))
+            })
+            .transpose()
+    };
+    let after = number("after")?;
+    let limit = number("limit")?.unwrap_or(100).clamp(1, QUEUE_PAGE_MAX as u64) as u32;
+    let start = after.map(state::request_queue_key);
+    let mut out: Vec<UnbondingRequest> = Vec::new();
+    for (_, txid) in local::scan_prefix(state::REQUEST_QUEUE, start.as_deref(), limit) {
+        let txid: Hash32 =
+            txid.as_slice().try_into().map_err(|_| ApiError::internal("request queue entry is not a txid"))?;
+        let record: UnbondingRequest = local::get_json(state::request_key(&txid))?
+            .ok_or_else(|| ApiError::internal("request queue entry without its request"))?;
+        out.push(record);
+    }
+    Ok(envelope::ok(&out))
+}

@@ -354,6 +354,7 @@ fn routes_are_declared_as_specified() {
     expected.push(("POST".into(), "/v1/unbonding".into(), true, true));
     expected.push(("GET".into(), "/metrics".into(), false, false));
     expected.push(("GET".into(), "/stats".into(), false, false));
+    expected.push(("GET".into(), "/unbonding-requests".into(), false, false));
     let mut got = routes.clone();
     got.sort();
     expected.sort();

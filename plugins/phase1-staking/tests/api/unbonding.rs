@@ -15,6 +15,7 @@ use phase1_primitives::sighash::unbonding_sighash;
 use phase1_primitives::staking::StakingInfo;
 use phase1_primitives::unbonding::{build_unbonding_tx_for, UnbondingParams};
 use phase1_staking::state::{self, Hash32, State, UnbondingRequest};
+use phase1_staking::Phase1Staking;
 use serde_json::json;
 
 use crate::support::{self, assert_error, body, error_of};
@@ -146,6 +147,27 @@ fn valid_request_is_accepted_recorded_and_shown() {
     assert_eq!(submit(&mut h, signed(&s2, &unbonding_tx(&s2))).status, 202);
     assert_eq!(h.local[&state::request_queue_key(1)], s2.txid.to_vec());
     assert_eq!(h.local[state::REQUEST_SEQ], 2u64.to_be_bytes().to_vec());
+
+    // The pipeline's feed: arrival order, `after` exclusive, `limit`, bad numbers refused.
+    let feed = |h: &mut TestHost, q: &str| -> Vec<(u64, String)> {
+        let r = h.get::<Phase1Staking>(&format!("/unbonding-requests{q}"));
+        assert_eq!(r.status, 200, "{}", r.text_body());
+        body(&r)["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["seq"].as_u64().unwrap(), v["staking_tx_hash_hex"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (d1, d2) = (support::display(&s.txid), support::display(&s2.txid));
+    assert_eq!(feed(&mut h, ""), vec![(0, d1.clone()), (1, d2.clone())]);
+    assert_eq!(feed(&mut h, "?after=0"), vec![(1, d2)]);
+    assert_eq!(feed(&mut h, "?limit=1"), vec![(0, d1)]);
+    assert!(feed(&mut h, "?after=1").is_empty());
+    let r = h.get::<Phase1Staking>("/unbonding-requests?after=x");
+    assert_error(&r, 400, "BAD_REQUEST", "after must be a non-negative integer, got \"x\"");
+    let full = body(&h.get::<Phase1Staking>("/unbonding-requests?limit=1"))["data"][0].clone();
+    assert_eq!(serde_json::from_value::<UnbondingRequest>(full).unwrap(), rec);
 }
 
 #[test]
