@@ -42,6 +42,8 @@ const KNOWN: &[&str] = &[
     "zmqpubsequence",
     "fixedseeds",
     "maxtxfee",
+    "walletonly",
+    "allowprivatekeyexport",
 ];
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct Config {
     pub txindex: bool,
     pub fallback_fee: Option<FeeRate>,
     pub min_relay_fee: FeeRate,
+    /// `-walletonly`: an offline signing wallet (no chain, mining, peers or REST; loopback only).
+    pub wallet_only: bool,
+    /// `-allowprivatekeyexport`: with `-walletonly`, let RPCs hand out private keys.
+    pub allow_private_key_export: bool,
 }
 
 pub const DEFAULT_RPC_PORT: u16 = 18443;
@@ -154,6 +160,10 @@ impl Config {
             Some(v) => parse_fee_rate("minrelaytxfee", v)?,
             None => FeeRate::from_sat_per_kwu(250),
         };
+        let wallet_only = flag("walletonly");
+        if wallet_only {
+            check_wallet_only(opts, rpc_addr, wallet_enabled, block_interval)?;
+        }
         Ok(Config {
             datadir,
             rpc_addr,
@@ -165,6 +175,8 @@ impl Config {
             txindex: last("txindex").map(|v| v != "0").unwrap_or(true),
             fallback_fee: fallback_fee.filter(|f| *f > FeeRate::ZERO),
             min_relay_fee,
+            wallet_only,
+            allow_private_key_export: flag("allowprivatekeyexport"),
         })
     }
 
@@ -172,6 +184,40 @@ impl Config {
     pub fn network_dir(&self) -> PathBuf {
         self.datadir.join("regtest")
     }
+}
+
+/// What `-walletonly` refuses: anything that listens beyond loopback or needs a chain.
+fn check_wallet_only(
+    opts: &BTreeMap<String, Vec<String>>,
+    rpc_addr: SocketAddr,
+    wallet_enabled: bool,
+    block_interval: u64,
+) -> Result<()> {
+    let last = |n: &str| opts.get(n).and_then(|v| v.last()).map(String::as_str);
+    if !rpc_addr.ip().is_loopback() {
+        bail!(
+            "-walletonly listens on loopback only, but -rpcbind={} is not a loopback address: use -rpcbind=127.0.0.1 \
+             (or ::1), or drop -rpcbind; reach the wallet from another host through a tunnel, never directly",
+            last("rpcbind").unwrap_or_default()
+        );
+    }
+    for allow in opts.get("rpcallowip").into_iter().flatten() {
+        let host = allow.split('/').next().unwrap_or_default();
+        let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            bail!("-walletonly accepts RPC from loopback only: drop -rpcallowip={allow}");
+        }
+    }
+    if !wallet_enabled {
+        bail!("-walletonly runs the wallet and nothing else: drop -disablewallet / -nowallet");
+    }
+    if block_interval > 0 || last("miningaddress").is_some() {
+        bail!("-walletonly has no chain to mine on: drop -blockinterval and -miningaddress");
+    }
+    if last("rest").is_some_and(|v| v != "0") {
+        bail!("-walletonly serves no REST interface: drop -rest");
+    }
+    Ok(())
 }
 
 /// `-name=value`, `-name` (= "1"), `-noname` (= "0"); one or two leading dashes.
@@ -264,5 +310,24 @@ mod tests {
         assert!(e.contains("-blockinterval"), "{e}");
         let e = cfg(&["-datadir=/x", "-rpcuser=a"]).unwrap_err().to_string();
         assert!(e.contains("without -rpcpassword"), "{e}");
+    }
+
+    #[test]
+    fn walletonly_is_loopback_only_and_chainless() {
+        let c = cfg(&["-datadir=/x", "-walletonly", "-rpcbind=::1", "-allowprivatekeyexport"]).unwrap();
+        assert!(c.wallet_only && c.allow_private_key_export && c.wallet_enabled);
+        let c = cfg(&["-datadir=/x", "-walletonly", "-rpcbind=localhost", "-rpcallowip=127.0.0.0/8"]).unwrap();
+        assert!(c.rpc_addr.ip().is_loopback());
+        assert!(!cfg(&["-datadir=/x"]).unwrap().wallet_only);
+        let e = cfg(&["-datadir=/x", "-walletonly", "-rpcbind=10.0.0.1"]).unwrap_err().to_string();
+        assert!(e.contains("loopback only") && e.contains("-rpcbind=127.0.0.1"), "{e}");
+        let e = cfg(&["-datadir=/x", "-walletonly", "-rpcallowip=10.0.0.0/8"]).unwrap_err().to_string();
+        assert!(e.contains("drop -rpcallowip=10.0.0.0/8"), "{e}");
+        let e = cfg(&["-datadir=/x", "-walletonly", "-miningaddress=bcrt1q"]).unwrap_err().to_string();
+        assert!(e.contains("-miningaddress"), "{e}");
+        let e = cfg(&["-datadir=/x", "-walletonly", "-nowallet"]).unwrap_err().to_string();
+        assert!(e.contains("-disablewallet"), "{e}");
+        // A full node may still listen anywhere (unchanged).
+        assert!(cfg(&["-datadir=/x", "-rpcbind=0.0.0.0"]).is_ok());
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Map: `config` (bitcoind options) → `node` (owns everything below) → `kernel` (consensus,
 //! best chain) + `chain` (mirror: UTXO set, tx index) + `mempool` (acceptance) + `miner` +
-//! `blockstore` (durable log) + `wallet`; `rpc` and `rest` expose it over HTTP.
+//! `blockstore` (durable log) + `wallet`; `rpc` and `rest` expose it over HTTP. With
+//! `-walletonly`, `walletonly` replaces `node`: the wallets alone, behind the same RPC server.
 
 pub mod atomic_file;
 pub mod blockstore;
@@ -18,4 +19,5 @@ pub mod rest;
 pub mod rpc;
 pub mod script_diag;
 pub mod wallet;
+pub mod walletonly;
 pub mod walletview;

@@ -51,7 +51,10 @@ pub async fn handle(State(s): State<Server>, Path(path): Path<String>) -> Respon
 }
 
 fn route(s: &Server, path: &str) -> Response {
-    let node = s.node.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(node) = s.node() else {
+        return not_found("no REST interface: this node runs with -walletonly");
+    };
+    let node = node.lock().unwrap_or_else(|p| p.into_inner());
     let chain = &node.chain;
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {

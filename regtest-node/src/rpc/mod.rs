@@ -1,7 +1,8 @@
 //! bitcoind's HTTP JSON-RPC interface: basic auth (rpcuser/rpcpassword or the `.cookie` file),
 //! JSON-RPC 1.0 and 2.0 requests and batches at `/` and `/wallet/<name>`, Core's error codes and
 //! HTTP statuses, plus the REST endpoints (see `rest.rs`). Handlers run on blocking threads
-//! holding the node lock, so every call sees and leaves a consistent node.
+//! holding the node lock, so every call sees and leaves a consistent node. With `-walletonly` the
+//! same server fronts the wallets alone (`walletonly.rs` says what it answers).
 
 pub mod blockchain;
 pub mod control;
@@ -11,8 +12,10 @@ pub mod mining;
 pub mod params;
 pub mod rawtx;
 pub mod wallet;
+pub mod walletonly;
 
 use crate::node::Node;
+use crate::walletonly::WalletOnly;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -26,27 +29,44 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
+/// What the server answers for: a full node, or the wallets of a `-walletonly` node.
+#[derive(Clone)]
+pub enum Backend {
+    Node(Arc<Mutex<Node>>),
+    WalletOnly(Arc<Mutex<WalletOnly>>),
+}
+
 #[derive(Clone)]
 pub struct Server {
-    pub node: Arc<Mutex<Node>>,
+    pub backend: Backend,
     /// The expected `Authorization: Basic …` value.
     auth: Arc<String>,
     pub shutdown: watch::Sender<bool>,
 }
 
 impl Server {
-    pub fn new(node: Arc<Mutex<Node>>, user: &str, password: &str, shutdown: watch::Sender<bool>) -> Server {
+    pub fn new(backend: Backend, user: &str, password: &str, shutdown: watch::Sender<bool>) -> Server {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        Server { node, auth: Arc::new(format!("Basic {token}")), shutdown }
+        Server { backend, auth: Arc::new(format!("Basic {token}")), shutdown }
     }
 
+    /// JSON-RPC at `/` and `/wallet/<name>`; REST only for a full node.
     pub fn router(self) -> Router {
-        Router::new()
-            .route("/", post(root))
-            .route("/wallet/{name}", post(wallet))
-            .route("/wallet/", post(root))
-            .route("/rest/{*path}", get(crate::rest::handle))
-            .with_state(self)
+        let router =
+            Router::new().route("/", post(root)).route("/wallet/{name}", post(wallet)).route("/wallet/", post(root));
+        let router = match self.backend {
+            Backend::Node(_) => router.route("/rest/{*path}", get(crate::rest::handle)),
+            Backend::WalletOnly(_) => router,
+        };
+        router.with_state(self)
+    }
+
+    /// The full node (None with `-walletonly`).
+    pub fn node(&self) -> Option<&Arc<Mutex<Node>>> {
+        match &self.backend {
+            Backend::Node(node) => Some(node),
+            Backend::WalletOnly(_) => None,
+        }
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -54,10 +74,18 @@ impl Server {
         constant_time_eq(given.as_bytes(), self.auth.as_bytes())
     }
 
-    /// Runs one request against the node under its lock.
+    /// Runs one request against the node (or the wallet-only host) under its lock.
     pub fn call(&self, wallet: Option<&str>, method: &str, params: &Params) -> RpcResult {
-        let mut node = self.node.lock().unwrap_or_else(|p| p.into_inner());
-        dispatch(&mut node, self, wallet, method, params)
+        match &self.backend {
+            Backend::Node(node) => {
+                let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
+                dispatch(&mut node, self, wallet, method, params)
+            }
+            Backend::WalletOnly(host) => {
+                let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+                walletonly::dispatch(&mut host, self, wallet, method, params)
+            }
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Transaction and PSBT signing with the wallet's keys: BIP-340/341 (key path and every tapscript
-//! leaf that pushes one of our x-only keys) and ECDSA (BIP-143 / legacy), all over rust-bitcoin's
-//! sighash code; plus finalization of the inputs that need no other party.
+//! leaf that pushes one of the input's signing keys, chosen as Core chooses them: see
+//! `Signer::input_keys`) and ECDSA (BIP-143 / legacy), all over rust-bitcoin's sighash code; plus
+//! finalization of the inputs that need no other party.
+
+use std::collections::BTreeSet;
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::{Keypair, TapTweak, XOnlyPublicKey};
@@ -13,7 +16,7 @@ use bitcoin::{ecdsa, PubkeyHash, PublicKey, Script, ScriptBuf, Transaction, TxOu
 use miniscript::psbt::{PsbtExt, PsbtInputExt, PsbtOutputExt};
 
 use super::instance::{SigningKeys, Wallet};
-use super::keys::secp;
+use super::keys::{secp, Origin};
 use crate::rpc::error::{RpcError, RPC_DESERIALIZATION_ERROR, RPC_INVALID_PARAMETER};
 
 pub const SIGHASH_DEFAULT: u32 = 0;
@@ -58,23 +61,63 @@ pub struct Signer<'a> {
 }
 
 impl Signer<'_> {
-    fn secret_for_xonly(&self, x: &XOnlyPublicKey) -> Option<SecretKey> {
-        let keys = self.keys?;
-        let origin = *self.wallet.index().xonly_keys.get(x)?;
-        keys.at(origin).into_iter().find(|sk| sk.x_only_public_key(secp()).0 == *x)
+    /// The private keys input `input` (spending `spk`) may be signed with, chosen as Core's
+    /// `FillPSBT` chooses its signing provider, descriptor by descriptor: the descriptor that owns
+    /// `spk` gives its keys at that script's index; every other descriptor gives the keys the PSBT
+    /// names for it (`bip32_derivation`, `tap_key_origins`) and a taproot output key of its own.
+    /// So a PSBT spending someone else's output is signed only with the keys it asks for: a wallet
+    /// holding several covenant keys signs with exactly the one the covenant signer named.
+    fn input_keys(&self, input: &PsbtInput, spk: &Script) -> InputKeys {
+        let Some(keys) = self.keys else {
+            return InputKeys::default();
+        };
+        let index = self.wallet.index();
+        let owner = self.wallet.origin_of(spk);
+        let mut origins: BTreeSet<Origin> = owner.into_iter().collect();
+        let mut named: Vec<XOnlyPublicKey> = Vec::new();
+        for pk in input.bip32_derivation.keys() {
+            if let Some(o) = index.full_keys.get(&PublicKey::new(*pk)) {
+                origins.extend(Some(*o).filter(|o| owner.is_none_or(|w| w.0 != o.0)));
+            }
+            named.push(pk.x_only_public_key().0);
+        }
+        named.extend(input.tap_key_origins.keys().copied());
+        if spk.is_p2tr() {
+            named.extend(XOnlyPublicKey::from_slice(&spk.as_bytes()[2..]).ok());
+        }
+        for x in named {
+            if let Some(o) = index.xonly_keys.get(&x) {
+                origins.extend(Some(*o).filter(|o| owner.is_none_or(|w| w.0 != o.0)));
+            }
+        }
+        let secp = secp();
+        let secrets = origins.into_iter().flat_map(|o| keys.at(o)).map(|sk| (sk, sk.public_key(secp))).collect();
+        InputKeys { secrets }
+    }
+}
+
+/// The private keys (with their public keys) one input may be signed with.
+#[derive(Default)]
+struct InputKeys {
+    secrets: Vec<(SecretKey, bitcoin::secp256k1::PublicKey)>,
+}
+
+impl InputKeys {
+    fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 
-    fn secret_for_full(&self, pk: &PublicKey) -> Option<SecretKey> {
-        let keys = self.keys?;
-        let index = self.wallet.index();
-        let origin =
-            index.full_keys.get(pk).or_else(|| index.xonly_keys.get(&pk.inner.x_only_public_key().0)).copied()?;
-        keys.at(origin).into_iter().find(|sk| sk.public_key(secp()) == pk.inner)
+    fn for_xonly(&self, x: &XOnlyPublicKey) -> Option<SecretKey> {
+        self.secrets.iter().find(|(_, pk)| pk.x_only_public_key().0 == *x).map(|(sk, _)| *sk)
     }
 
-    /// Our keys (with a private key available) that `script` refers to by key or key hash.
-    fn ecdsa_keys_in(&self, script: &Script) -> Vec<(PublicKey, SecretKey)> {
-        let index = self.wallet.index();
+    fn for_full(&self, pk: &PublicKey) -> Option<SecretKey> {
+        self.secrets.iter().find(|(_, k)| *k == pk.inner).map(|(sk, _)| *sk)
+    }
+
+    /// Keys (with a private key here) that `script` refers to by key or key hash.
+    fn ecdsa_keys_in(&self, wallet: &Wallet, script: &Script) -> Vec<(PublicKey, SecretKey)> {
+        let index = wallet.index();
         let mut out: Vec<(PublicKey, SecretKey)> = Vec::new();
         for ins in script.instructions() {
             let Ok(Instruction::PushBytes(pb)) = ins else {
@@ -90,7 +133,7 @@ impl Signer<'_> {
                 if out.iter().any(|(k, _)| *k == pk) {
                     continue;
                 }
-                if let Some(sk) = self.secret_for_full(&pk) {
+                if let Some(sk) = self.for_full(&pk) {
                     out.push((pk, sk));
                 }
             }
@@ -218,7 +261,8 @@ pub fn sign_psbt(signer: &Signer, psbt: &mut Psbt, requested: Option<u32>) -> Re
             input.sighash_type = Some(PsbtSighashType::from_u32(sighash));
         }
         check_existing_sighashes(input, sighash)?;
-        if signer.keys.is_none() {
+        let keys = signer.input_keys(input, &utxo.script_pubkey);
+        if keys.is_empty() {
             continue;
         }
         if is_taproot {
@@ -233,7 +277,7 @@ pub fn sign_psbt(signer: &Signer, psbt: &mut Psbt, requested: Option<u32>) -> Re
             else {
                 continue;
             };
-            sign_taproot_input(signer, &mut cache, i, input, &utxo, &prevouts, tap_ty);
+            sign_taproot_input(&keys, &mut cache, i, input, &utxo, &prevouts, tap_ty);
         } else {
             let ecdsa_ty = if sighash == SIGHASH_DEFAULT {
                 EcdsaSighashType::All
@@ -243,14 +287,14 @@ pub fn sign_psbt(signer: &Signer, psbt: &mut Psbt, requested: Option<u32>) -> Re
                     Err(_) => continue,
                 }
             };
-            sign_ecdsa_input(signer, &mut cache, i, input, &utxo, ecdsa_ty);
+            sign_ecdsa_input(signer.wallet, &keys, &mut cache, i, input, &utxo, ecdsa_ty);
         }
     }
     Ok(())
 }
 
 fn sign_taproot_input<T: std::borrow::Borrow<TxOut>>(
-    signer: &Signer,
+    keys: &InputKeys,
     cache: &mut SighashCache<&Transaction>,
     i: usize,
     input: &mut PsbtInput,
@@ -265,7 +309,7 @@ fn sign_taproot_input<T: std::borrow::Borrow<TxOut>>(
     // Key path: the internal key tweaked with the merkle root, or a raw (untweaked) output key.
     let mut key_path: Option<Keypair> = None;
     if let Some(internal) = input.tap_internal_key {
-        if let Some(sk) = signer.secret_for_xonly(&internal) {
+        if let Some(sk) = keys.for_xonly(&internal) {
             let tweaked = Keypair::from_secret_key(secp, &sk).tap_tweak(secp, input.tap_merkle_root);
             let kp = tweaked.to_keypair();
             if kp.x_only_public_key().0 == output_key {
@@ -274,7 +318,7 @@ fn sign_taproot_input<T: std::borrow::Borrow<TxOut>>(
         }
     }
     if key_path.is_none() {
-        if let Some(sk) = signer.secret_for_xonly(&output_key) {
+        if let Some(sk) = keys.for_xonly(&output_key) {
             let kp = Keypair::from_secret_key(secp, &sk);
             if kp.x_only_public_key().0 == output_key {
                 key_path = Some(kp);
@@ -304,7 +348,7 @@ fn sign_taproot_input<T: std::borrow::Borrow<TxOut>>(
             let Ok(x) = XOnlyPublicKey::from_slice(pb.as_bytes()) else {
                 continue;
             };
-            let Some(sk) = signer.secret_for_xonly(&x) else {
+            let Some(sk) = keys.for_xonly(&x) else {
                 continue;
             };
             let kp = Keypair::from_secret_key(secp, &sk);
@@ -323,7 +367,8 @@ enum EcdsaKind {
 }
 
 fn sign_ecdsa_input(
-    signer: &Signer,
+    wallet: &Wallet,
+    keys: &InputKeys,
     cache: &mut SighashCache<&Transaction>,
     i: usize,
     input: &mut PsbtInput,
@@ -357,7 +402,7 @@ fn sign_ecdsa_input(
     } else {
         (spk.clone(), EcdsaKind::Legacy)
     };
-    for (pk, sk) in signer.ecdsa_keys_in(&script) {
+    for (pk, sk) in keys.ecdsa_keys_in(wallet, &script) {
         let digest = match kind {
             EcdsaKind::Wpkh => cache.p2wpkh_signature_hash(i, &script, utxo.value, ty).map(|h| h.to_byte_array()).ok(),
             EcdsaKind::Wsh => cache.p2wsh_signature_hash(i, &script, utxo.value, ty).map(|h| h.to_byte_array()).ok(),

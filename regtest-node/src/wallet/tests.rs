@@ -481,6 +481,7 @@ fn fallback_fee_disabled() {
 struct Covenant {
     psbt: Psbt,
     cov1: PrivateKey,
+    cov2: PrivateKey,
     leaf1: ScriptBuf,
     staking_out: TxOut,
 }
@@ -532,7 +533,7 @@ fn covenant_psbt() -> Covenant {
     input.sighash_type = Some(PsbtSighashType::from_u32(0));
     input.tap_scripts.insert(cb, (leaf1.clone(), LeafVersion::TapScript));
     input.bip32_derivation.insert(cov1.public_key(secp()).inner, (Default::default(), Default::default()));
-    Covenant { psbt, cov1, leaf1, staking_out }
+    Covenant { psbt, cov1, cov2, leaf1, staking_out }
 }
 
 fn b64(p: &Psbt) -> String {
@@ -591,6 +592,36 @@ fn covenant_psbt_signed_by_rawtr_and_tr_keys() {
     let err = e.err(Some("other"), "walletprocesspsbt", json!(["not base64!"]));
     assert_eq!((err.code, err.message.as_str()), (-22, "TX decode failed invalid base64"));
     assert_eq!(e.err(Some("other"), "walletprocesspsbt", json!(["AAAA"])).code, -22);
+}
+
+/// Core's FillPSBT signs someone else's output only with the keys the PSBT names: a wallet holding
+/// every covenant key of the leaf signs with exactly the one in `bip32_derivation` (Babylon's
+/// signer takes the first `tap_script_sigs` entry), and with none when no key is named.
+#[test]
+fn covenant_psbt_signed_only_with_the_named_key() {
+    let mut e = env();
+    let c = covenant_psbt();
+    e.ok(None, "createwallet", json!(["both", false, true]));
+    for k in [&c.cov1, &c.cov2] {
+        let desc = add_checksum(&format!("rawtr({})", k.to_wif()));
+        e.ok(None, "importdescriptors", json!([[{ "desc": desc, "timestamp": "now" }]]));
+    }
+    let leaf_hash = TapLeafHash::from_script(&c.leaf1, LeafVersion::TapScript);
+    let x = |k: &PrivateKey| k.public_key(secp()).inner.x_only_public_key().0;
+    let signed_keys = |e: &mut Env, psbt: &Psbt| {
+        let r = e.ok(None, "walletprocesspsbt", json!([b64(psbt), true, "DEFAULT"]));
+        let bytes = base64::engine::general_purpose::STANDARD.decode(r["psbt"].as_str().unwrap()).unwrap();
+        let out = Psbt::deserialize(&bytes).unwrap();
+        out.inputs[0].tap_script_sigs.keys().map(|(k, h)| (*k, *h)).collect::<Vec<_>>()
+    };
+    assert_eq!(signed_keys(&mut e, &c.psbt), vec![(x(&c.cov1), leaf_hash)]);
+    let mut only_cov2 = c.psbt.clone();
+    only_cov2.inputs[0].bip32_derivation.clear();
+    only_cov2.inputs[0].bip32_derivation.insert(c.cov2.public_key(secp()).inner, Default::default());
+    assert_eq!(signed_keys(&mut e, &only_cov2), vec![(x(&c.cov2), leaf_hash)]);
+    let mut unnamed = c.psbt.clone();
+    unnamed.inputs[0].bip32_derivation.clear();
+    assert!(signed_keys(&mut e, &unnamed).is_empty());
 }
 
 #[test]
