@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod rabbit;
+pub mod unbonding;
 
 use bitcoin::base64::Engine as _;
 use engine::store::Store;
