@@ -37,7 +37,7 @@ fn stake(node: &Node, params: &str, staking_time: u16, amount: u64, miner: &str)
         "--params",
         params,
         "--height",
-        &(node.height() + 1).to_string(),
+        &(u64::from(node.height()) + 1).to_string(),
     ]);
     let unfunded = out["staking_tx_hex"].as_str().unwrap();
     let funded = node.wallet(WALLET, "fundrawtransaction", json!([unfunded]));
@@ -45,7 +45,7 @@ fn stake(node: &Node, params: &str, staking_time: u16, amount: u64, miner: &str)
     assert_eq!(signed["complete"], json!(true), "{signed}");
     let hex = signed["hex"].as_str().unwrap().to_string();
     let txid = node.call("sendrawtransaction", json!([hex]));
-    node.generate(1, miner);
+    node.generate_to(1, miner);
     let height = node.tx_height(txid.as_str().unwrap());
     let tx: Transaction = deserialize_hex(&hex).unwrap();
     (hex, tx, height)
@@ -75,7 +75,7 @@ fn staking_unbonding_and_withdrawals_on_regtest() {
 
     node.call("createwallet", json!([WALLET]));
     let miner = node.wallet(WALLET, "getnewaddress", json!([])).as_str().unwrap().to_string();
-    node.generate(101, &miner); // mature coinbase; version 0 is active from height 100
+    node.generate_to(101, &miner); // mature coinbase; version 0 is active from height 100
     let dest = node.wallet(WALLET, "getnewaddress", json!([])).as_str().unwrap().to_string();
     let rpc_url = node.url();
 
@@ -110,13 +110,13 @@ fn staking_unbonding_and_withdrawals_on_regtest() {
     // Spendable in a block at height >= h1 + staking_time, i.e. once the tip is h1 + staking_time - 1.
     let err = send(&node, &w1).expect_err("refused right after the stake is mined");
     assert!(err.contains("non-BIP68-final"), "{err}");
-    node.generate(u64::from(staking_time) - 2, &miner);
-    assert_eq!(node.height(), h1 + u64::from(staking_time) - 2);
+    node.generate_to(u64::from(staking_time) - 2, &miner);
+    assert_eq!(u64::from(node.height()), h1 + u64::from(staking_time) - 2);
     let err = send(&node, &w1).expect_err("refused one block before the timelock ends");
     assert!(err.contains("non-BIP68-final"), "{err}");
-    node.generate(1, &miner);
+    node.generate_to(1, &miner);
     let wtxid = send(&node, &w1).expect("accepted once the next block reaches the timelock");
-    node.generate(1, &miner);
+    node.generate_to(1, &miner);
     let w1_mined = mined(&node, wtxid.as_str().unwrap());
     assert_eq!(
         classify_staking_spend(&w1_mined, 0, stake1.info(), stake1.outpoint(), stake1.value(), stake1.params()),
@@ -151,7 +151,7 @@ fn staking_unbonding_and_withdrawals_on_regtest() {
     let ub_hex = tx_hex(&signed_ub);
     let ubtxid = send(&node, &ub_hex).expect("the unbonding tx is accepted");
     assert_eq!(ubtxid.as_str().unwrap(), req.unbonding_tx_hash_hex);
-    node.generate(1, &miner);
+    node.generate_to(1, &miner);
     let u = node.tx_height(&req.unbonding_tx_hash_hex);
     let ub_mined = mined(&node, &req.unbonding_tx_hash_hex);
     assert_eq!(
@@ -188,13 +188,13 @@ fn staking_unbonding_and_withdrawals_on_regtest() {
     assert_eq!(w2, withdraw_unbonding(&[]), "the canonical rebuild has the mined unbonding tx's txid");
     let err = send(&node, &w2).expect_err("refused right after unbonding");
     assert!(err.contains("non-BIP68-final"), "{err}");
-    node.generate(u64::from(UNBONDING_TIME) - 2, &miner);
-    assert_eq!(node.height(), u + u64::from(UNBONDING_TIME) - 2);
+    node.generate_to(u64::from(UNBONDING_TIME) - 2, &miner);
+    assert_eq!(u64::from(node.height()), u + u64::from(UNBONDING_TIME) - 2);
     let err = send(&node, &w2).expect_err("refused one block before the unbonding timelock ends");
     assert!(err.contains("non-BIP68-final"), "{err}");
-    node.generate(1, &miner);
+    node.generate_to(1, &miner);
     let w2txid = send(&node, &w2).expect("accepted once the next block reaches the unbonding timelock");
-    node.generate(1, &miner);
+    node.generate_to(1, &miner);
     let w2_mined = mined(&node, w2txid.as_str().unwrap());
     assert_eq!(classify_unbonding_spend(&w2_mined, 0, &stake2.unbonding_info()), UnbondingSpend::Withdrawal);
     assert_eq!(w2_mined.output[0].value.to_sat(), 2_000_000 - UNBONDING_FEE - 1500);

@@ -9,12 +9,11 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use covenant_signer::checks::{Chain, ChainError, TxStatus};
 use phase1_primitives::bitcoin::consensus::encode::{deserialize, serialize_hex};
 use phase1_primitives::bitcoin::hashes::Hash;
@@ -29,20 +28,14 @@ use phase1_primitives::unbonding::build_unbonding_tx;
 use phase1_primitives::{ParamsVersion, StakingInfo, V0OpReturn};
 use serde_json::{json, Value};
 
-pub const USER: &str = "u";
-pub const PASS: &str = "p";
+#[allow(unused_imports)]
+pub use test_support::{
+    free_port, node_binary, rpc_at, tail, target_dir, wait_until, workspace_root, Node, PASS, USER,
+};
 
 pub fn secp() -> &'static Secp256k1<All> {
     static S: OnceLock<Secp256k1<All>> = OnceLock::new();
     S.get_or_init(Secp256k1::new)
-}
-
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// `../shared/research-data/<rel>` relative to the workspace root, or `None` after a SKIP line.
@@ -57,198 +50,25 @@ pub fn research_json(rel: &str) -> Option<Value> {
     }
 }
 
-/// The `regtest-node` binary (built once if missing).
-pub fn node_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = target_dir().join("release").join("regtest-node");
-        if !bin.is_file() {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(workspace_root())
-                .args(["build", "--release", "-p", "regtest-node"])
-                .status()
-                .expect("running cargo");
-            assert!(status.success(), "building regtest-node failed ({status})");
-        }
-        bin
-    })
-}
-
 /// The signer binary of this build.
 pub fn signer_binary() -> &'static str {
     env!("CARGO_BIN_EXE_covenant-signer")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-pub fn wait_until<T>(
-    what: &str,
-    timeout: Duration,
-    context: impl Fn() -> String,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One JSON-RPC call to `url`.
-pub fn rpc_at(url: &str, method: &str, params: Value) -> Result<Value, String> {
-    let body = json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}).to_string();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"));
-    let resp = minreq::post(url)
-        .with_header("Authorization", format!("Basic {auth}"))
-        .with_header("Content-Type", "application/json")
-        .with_body(body)
-        .with_timeout(60)
-        .send()
-        .map_err(|e| format!("{method}: {e}"))?;
-    let v: Value = serde_json::from_slice(resp.as_bytes())
-        .map_err(|e| format!("{method}: HTTP {} non-JSON answer: {e}", resp.status_code))?;
-    if !v["error"].is_null() {
-        return Err(format!("{method}: {}", v["error"]));
-    }
-    Ok(v["result"].clone())
-}
-
 // ---------------------------------------------------------------------------------------------
 // regtest-node
 
-/// A `regtest-node` on a free loopback port with its own datadir; dropping it kills it.
-pub struct Node {
-    child: Option<Child>,
-    pub datadir: PathBuf,
-    pub port: u16,
-    /// Started with `-walletonly` (the offline wallet mode).
-    pub wallet_only: bool,
-    _tmp: tempfile::TempDir,
+/// A new key of a wallet on `node` (bech32 address → getaddressinfo → 33-byte compressed pubkey).
+pub trait NewWalletKey {
+    fn new_wallet_key(&self, wallet: &str) -> PublicKey;
 }
 
-impl Node {
-    /// A full node (`-txindex` is the default) for the chain.
-    pub fn start() -> Node {
-        Node::spawn(false).expect("regtest-node starts")
-    }
-
-    /// The offline wallet: `-walletonly` when the binary has it, else a normal node whose wallet
-    /// is used (the wallet RPCs are identical).
-    pub fn start_offline_wallet() -> Node {
-        match Node::spawn(true) {
-            Ok(n) => n,
-            Err(log) => {
-                eprintln!("note: regtest-node has no -walletonly ({log}); using a normal node as the offline wallet");
-                Node::spawn(false).expect("regtest-node starts")
-            }
-        }
-    }
-
-    fn spawn(wallet_only: bool) -> Result<Node, String> {
-        let tmp = tempfile::Builder::new().prefix("cov-signer-node").tempdir().unwrap();
-        let datadir = tmp.path().join("node");
-        std::fs::create_dir_all(&datadir).unwrap();
-        let port = free_port();
-        let log_path = datadir.join("node.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut args = vec![
-            "-regtest".to_string(),
-            format!("-datadir={}", datadir.display()),
-            format!("-rpcport={port}"),
-            format!("-rpcuser={USER}"),
-            format!("-rpcpassword={PASS}"),
-        ];
-        if wallet_only {
-            args.push("-walletonly".into());
-        } else {
-            args.push("-fallbackfee=0.0002".into());
-        }
-        let mut child = Command::new(node_binary()).args(&args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Err(format!("exited with {status}: {}", tail(&log_path, 5)));
-            }
-            if rpc_at(&url, "uptime", json!([])).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("regtest-node did not answer RPC within 60 s\n{}", tail(&log_path, 20));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Node { child: Some(child), datadir, port, wallet_only, _tmp: tmp })
-    }
-
-    pub fn log_tail(&self) -> String {
-        format!("--- regtest-node log ({}) ---\n{}", self.datadir.display(), tail(&self.datadir.join("node.log"), 20))
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn wallet_url(&self, wallet: &str) -> String {
-        format!("{}/wallet/{wallet}", self.url())
-    }
-
-    pub fn rpc(&self, method: &str, params: Value) -> Result<Value, String> {
-        rpc_at(&self.url(), method, params)
-    }
-
-    pub fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc(method, params).unwrap_or_else(|e| panic!("node RPC failed: {e}\n{}", self.log_tail()))
-    }
-
-    pub fn wallet_call(&self, wallet: &str, method: &str, params: Value) -> Value {
-        rpc_at(&self.wallet_url(wallet), method, params)
-            .unwrap_or_else(|e| panic!("wallet RPC failed: {e}\n{}", self.log_tail()))
-    }
-
-    pub fn height(&self) -> u32 {
-        self.call("getblockcount", json!([])).as_u64().unwrap() as u32
-    }
-
-    /// Mines `n` blocks to a throw-away address.
-    pub fn generate(&self, n: u32) {
-        let script = ScriptBuf::from_bytes(vec![0x51]);
-        let addr = phase1_primitives::bitcoin::Address::p2wsh(&script, phase1_primitives::bitcoin::Network::Regtest);
-        self.call("generatetoaddress", json!([n, addr.to_string()]));
-    }
-
-    /// A new key of `wallet` (bech32 address → getaddressinfo → 33-byte compressed pubkey).
-    pub fn new_wallet_key(&self, wallet: &str) -> PublicKey {
+impl NewWalletKey for Node {
+    fn new_wallet_key(&self, wallet: &str) -> PublicKey {
         let addr = self.wallet_call(wallet, "getnewaddress", json!(["", "bech32"]));
         let info = self.wallet_call(wallet, "getaddressinfo", json!([addr]));
         let hex_key = info["pubkey"].as_str().unwrap_or_else(|| panic!("getaddressinfo has no pubkey: {info}"));
         PublicKey::from_slice(&hex::decode(hex_key).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
     }
 }
 

@@ -6,11 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::{free_port, wait_until, Engine, Node, PluginDef, PASS, USER};
-use bitcoin::base64::Engine as _;
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::key::{Keypair, Secp256k1};
 use bitcoin::secp256k1::SecretKey;
@@ -20,27 +18,12 @@ use phase1_primitives::params::GlobalParams;
 use phase1_primitives::staking::StakingInfo;
 use phase1_primitives::V0OpReturn;
 use serde_json::{json, Value};
+use test_support::workspace_binary;
 
 pub const BTC: u64 = 100_000_000;
 pub const PASSPHRASE: &str = "covenant wallet passphrase";
 const QUEUES: &str = "capabilities = { queues = [\"active_staking_queue\", \"unbonding_staking_queue\", \
                       \"withdraw_staking_queue\", \"expired_staking_queue\", \"btc_info_queue\"] }";
-
-/// A workspace binary, built once if missing.
-fn binary(package: &str, name: &str) -> PathBuf {
-    static LOCK: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
-    let _g = LOCK.get_or_init(Default::default).lock().unwrap();
-    let bin = super::target_dir().join("release").join(name);
-    if !bin.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .args(["build", "--release", "-p", package])
-            .status()
-            .expect("running cargo");
-        assert!(status.success(), "building {package} failed ({status})");
-    }
-    bin
-}
 
 /// A child process killed when dropped, with its log.
 pub struct Process {
@@ -82,72 +65,23 @@ impl Drop for Process {
     }
 }
 
-/// JSON-RPC to a node or wallet on `url` with the test credentials.
-pub fn rpc(url: &str, method: &str, params: Value) -> Result<Value, String> {
-    let body = json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}).to_string();
-    let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"));
-    let resp = minreq::post(url)
-        .with_header("Authorization", format!("Basic {auth}"))
-        .with_body(body)
-        .with_timeout(30)
-        .send()
-        .map_err(|e| format!("{method}: {e}"))?;
-    let v: Value =
-        serde_json::from_slice(resp.as_bytes()).map_err(|e| format!("{method}: HTTP {}: {e}", resp.status_code))?;
-    if !v["error"].is_null() {
-        return Err(format!("{method}: {}", v["error"]));
-    }
-    Ok(v["result"].clone())
-}
-
 /// The offline wallet: `regtest-node -walletonly` with an encrypted descriptor wallet `covenant`.
 pub struct OfflineWallet {
-    _process: Process,
-    port: u16,
-    _dir: tempfile::TempDir,
+    pub node: Node,
 }
 
 impl OfflineWallet {
     fn start() -> OfflineWallet {
-        let dir = tempfile::Builder::new().prefix("offline-wallet").tempdir().unwrap();
-        let port = free_port();
-        let process = Process::spawn(
-            "offline wallet",
-            Command::new(super::node_binary()).args([
-                "-walletonly".to_string(),
-                "-regtest".to_string(),
-                format!("-datadir={}", dir.path().display()),
-                format!("-rpcport={port}"),
-                format!("-rpcuser={USER}"),
-                format!("-rpcpassword={PASS}"),
-            ]),
-            dir.path().join("wallet.log"),
-        );
-        let w = OfflineWallet { _process: process, port, _dir: dir };
-        wait_until(
-            "the offline wallet to answer",
-            Duration::from_secs(60),
-            || w._process.tail(),
-            || rpc(&w.url(), "listwallets", json!([])).ok(),
-        );
-        w
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn wallet_url(&self) -> String {
-        format!("{}/wallet/covenant", self.url())
+        OfflineWallet { node: Node::start_offline_wallet() }
     }
 
     pub fn call(&self, method: &str, params: Value) -> Value {
-        rpc(&self.wallet_url(), method, params).unwrap_or_else(|e| panic!("offline wallet: {e}"))
+        self.node.wallet_call("covenant", method, params)
     }
 
     /// Creates the encrypted wallet with `n` keys; their compressed public keys.
     fn create_covenant_keys(&self, n: usize) -> Vec<String> {
-        rpc(&self.url(), "createwallet", json!(["covenant", false, false, PASSPHRASE])).unwrap();
+        self.node.call("createwallet", json!(["covenant", false, false, PASSPHRASE]));
         (0..n)
             .map(|_| {
                 let addr = self.call("getnewaddress", json!(["", "bech32"]));
@@ -179,7 +113,7 @@ impl Signer {
                  [metrics-config]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n\n\
                  [signer-app-config]\ncovenant-keys = [\"{key}\"]\n",
                 node.port,
-                wallet.port,
+                wallet.node.port,
                 free_port()
             ),
         )
@@ -189,7 +123,7 @@ impl Signer {
 
     pub fn start(&mut self) {
         assert!(self.process.is_none());
-        let mut cmd = Command::new(binary("covenant-signer", "covenant-signer"));
+        let mut cmd = Command::new(workspace_binary("covenant-signer", "covenant-signer"));
         cmd.arg("start").arg("--config").arg(&self.config).arg("--params").arg(&self.params);
         self.process = Some(Process::spawn("covenant signer", &mut cmd, self.log.clone()));
         let port = self.port;
@@ -212,7 +146,7 @@ impl Signer {
 
 /// Runs `staking-cli ARGS`; its stdout.
 pub fn staking_cli(args: &[&str]) -> String {
-    let out = Command::new(binary("staking-cli", "staking-cli")).args(args).output().unwrap();
+    let out = Command::new(workspace_binary("staking-cli", "staking-cli")).args(args).output().unwrap();
     assert!(out.status.success(), "staking-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -1,12 +1,9 @@
 //! Helpers shared by the tests: test keys and params, running the `staking-cli` binary, the
-//! research data (skipped when absent) and a real `regtest-node` process (helpers copied from
-//! `engine/tests/testing/mod.rs`).
+//! research data (skipped when absent) and a real `regtest-node` process (from `test-support`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use staking_cli::bitcoin::hashes::Hash;
@@ -16,7 +13,6 @@ use staking_cli::bitcoin::{
     XOnlyPublicKey,
 };
 use staking_cli::phase1_primitives::GlobalParams;
-use staking_cli::rpc::RpcClient;
 
 // ---------------------------------------------------------------------------------------------
 // Keys and params
@@ -165,164 +161,33 @@ pub fn read_json(rel: &str) -> Option<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The node
+// The node (test-support's regtest-node process, with the calls these tests make)
 
-pub const USER: &str = "u";
-pub const PASS: &str = "p";
+#[allow(unused_imports)]
+pub use test_support::{free_port, node_binary, tail, target_dir, wait_until, workspace_root, Node, PASS, USER};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// The `regtest-node` binary (built once if missing).
-pub fn node_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = target_dir().join("release").join("regtest-node");
-        if !bin.is_file() {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(workspace_root())
-                .args(["build", "--release", "-p", "regtest-node"])
-                .status()
-                .expect("running cargo");
-            assert!(status.success(), "building regtest-node failed ({status})");
-        }
-        bin
-    })
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The last `lines` lines of a log file.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Polls `f` until it returns `Some`, or panics after `timeout`.
-pub fn wait_until<T>(
-    what: &str,
-    timeout: Duration,
-    context: impl Fn() -> String,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `regtest-node` process (txindex on, its default) on a free loopback port with its own
-/// datadir. Dropping it kills the process.
-pub struct Node {
-    child: Option<Child>,
-    pub datadir: PathBuf,
-    pub port: u16,
-    _tmp: tempfile::TempDir,
-}
-
-impl Node {
-    pub fn start() -> Node {
-        let tmp = tempfile::Builder::new().prefix("staking-cli-node").tempdir().unwrap();
-        let datadir = tmp.path().join("node");
-        std::fs::create_dir_all(&datadir).unwrap();
-        let port = free_port();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(datadir.join("node.log")).unwrap();
-        let child = Command::new(node_binary())
-            .args([
-                "-regtest".to_string(),
-                format!("-datadir={}", datadir.display()),
-                format!("-rpcport={port}"),
-                format!("-rpcuser={USER}"),
-                format!("-rpcpassword={PASS}"),
-                "-fallbackfee=0.0002".to_string(),
-                "-txindex=1".to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("regtest-node runs");
-        let node = Node { child: Some(child), datadir, port, _tmp: tmp };
-        wait_until(
-            "the node to answer RPC",
-            Duration::from_secs(60),
-            || node.log_tail(),
-            || node.rpc("getblockcount", json!([])).ok(),
-        );
-        node
-    }
-
-    pub fn log_tail(&self) -> String {
-        let p = self.datadir.join("node.log");
-        format!("--- node log tail ({}) ---\n{}", p.display(), tail(&p, 20))
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn client(&self, wallet: Option<&str>) -> RpcClient {
-        let url = match wallet {
-            Some(w) => format!("{}/wallet/{w}", self.url()),
-            None => self.url(),
-        };
-        RpcClient::new(&url, Some(USER), Some(PASS))
-    }
-
-    /// One call; `Err` carries the node's error message.
-    pub fn rpc(&self, method: &str, params: Value) -> Result<Value, String> {
-        self.client(None).call(method, params).map_err(|e| e.to_string())
-    }
-
-    pub fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc(method, params).unwrap_or_else(|e| panic!("node RPC failed: {e}\n{}", self.log_tail()))
-    }
-
-    pub fn wallet(&self, wallet: &str, method: &str, params: Value) -> Value {
-        self.client(Some(wallet))
-            .call(method, params)
-            .unwrap_or_else(|e| panic!("wallet RPC failed: {e}\n{}", self.log_tail()))
-    }
-
-    pub fn height(&self) -> u64 {
-        self.call("getblockcount", json!([])).as_u64().unwrap()
-    }
-
+pub trait NodeExt {
+    /// A call to wallet `wallet`.
+    fn wallet(&self, wallet: &str, method: &str, params: Value) -> Value;
     /// Mines `n` blocks to `address`.
-    pub fn generate(&self, n: u64, address: &str) -> Vec<String> {
+    fn generate_to(&self, n: u64, address: &str) -> Vec<String>;
+    /// Height of the block that includes `txid`.
+    fn tx_height(&self, txid: &str) -> u64;
+}
+
+impl NodeExt for Node {
+    fn wallet(&self, wallet: &str, method: &str, params: Value) -> Value {
+        self.wallet_call(wallet, method, params)
+    }
+
+    fn generate_to(&self, n: u64, address: &str) -> Vec<String> {
         let v = self.call("generatetoaddress", json!([n, address]));
         v.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
     }
 
-    /// Height of the block that includes `txid`.
-    pub fn tx_height(&self, txid: &str) -> u64 {
+    fn tx_height(&self, txid: &str) -> u64 {
         let tx = self.call("getrawtransaction", json!([txid, true]));
         let block = tx["blockhash"].as_str().expect("confirmed");
         self.call("getblockheader", json!([block]))["height"].as_u64().unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
     }
 }
