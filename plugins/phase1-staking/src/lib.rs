@@ -27,11 +27,20 @@ pub use guest_sdk::CONTRACT_VERSION;
 
 pub struct Phase1Staking;
 
+/// The plugin's version: the crate's, with `+<label>` when built with `PHASE1_STAKING_BUILD=<label>`
+/// (the demo builds a relabelled copy to show a live upgrade to new code).
+pub fn version() -> String {
+    match option_env!("PHASE1_STAKING_BUILD") {
+        Some(label) if !label.is_empty() => format!("{}+{label}", env!("CARGO_PKG_VERSION")),
+        _ => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 /// The manifest for a configuration: Step A's OP_RETURN prefix (tag ‖ version 0) of every
 /// parameters version, spends of the watched staking and unbonding outputs, each version's
 /// confirmation depth from its activation height, the unconfirmed window, and the API routes.
 pub fn manifest(cfg: &config::Config) -> Manifest {
-    let mut m = guest_sdk::manifest("phase1-staking", env!("CARGO_PKG_VERSION"));
+    let mut m = guest_sdk::manifest("phase1-staking", &version());
     for v in &cfg.params.versions {
         let mut prefix = v.tag_bytes().to_vec();
         prefix.push(0);
