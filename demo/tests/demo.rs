@@ -201,3 +201,25 @@ fn killing_any_process_fails_the_demo_naming_it() {
         eprintln!("killed the {what}: the demo failed in {took:?}, naming it");
     }
 }
+
+#[test]
+fn keep_running_leaves_the_system_up_and_ctrl_c_stops_every_process() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut run = Run::start(&["--no-rabbitmq", "--keep-running"]);
+    run.wait_line("The system keeps running", Duration::from_secs(300));
+    // The printed API answers while the system stays up.
+    let api = run
+        .out
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Staking API:").map(|r| r.split_whitespace().next().unwrap().to_string()))
+        .expect("the demo prints the staking API's URL");
+    std::thread::sleep(Duration::from_secs(1));
+    let resp = minreq::get(&api).with_timeout(10).send().expect("the API answers after the demo");
+    assert_eq!(resp.status_code, 200, "{}", resp.as_str().unwrap_or_default());
+    assert!(resp.as_str().unwrap().contains("active_tvl"), "{}", resp.as_str().unwrap());
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) };
+    let (code, out) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "Ctrl-C should end the demo with status 130:\n{out}");
+    assert!(out.contains("stopping every process the demo started"), "{out}");
+    assert_eq!(run.survivors(), Vec::<String>::new(), "processes left running after Ctrl-C");
+}
