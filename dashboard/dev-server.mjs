@@ -46,7 +46,8 @@ function json(res, status, body) {
 
 async function serveStatic(req, res, path) {
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { errorCode: 'METHOD_NOT_ALLOWED', message: 'GET only' });
-  const rel = path === '/' ? 'index.html' : decodeURIComponent(path.slice(1));
+  // The engine serves the page at / and its files under /dashboard/; so does this server.
+  const rel = path === '/' ? 'index.html' : decodeURIComponent(path.replace(/^\/dashboard\//, '/').slice(1));
   const file = normalize(join(ROOT, rel));
   const top = rel.split('/')[0];
   if (!file.startsWith(ROOT + sep) || PRIVATE.includes(top) || !PAGE_EXT.has(extname(file))) {

@@ -3,7 +3,7 @@
 //   DASHBOARD_API=http://127.0.0.1:8090 node --test tests/dashboard.test.mjs
 //
 // Serves the page with dev-server.mjs (in this process, on a free port) proxying to
-// DASHBOARD_API, and drives Debian's Chromium (CHROMIUM, default /usr/bin/chromium) headless
+// DASHBOARD_API (or opens DASHBOARD_PAGE, e.g. the engine's own http://127.0.0.1:8090/), and drives Debian's Chromium (CHROMIUM, default /usr/bin/chromium) headless
 // through playwright-core. Screenshots go to screenshots/. Optional:
 //   DASHBOARD_STAKER_PK  a staker key with delegations (default: the top staker of /v1/stats/staker)
 //   REGTEST_RPC          e.g. http://demo:demo@127.0.0.1:18443 — the chart test then mines 3 blocks
@@ -65,8 +65,13 @@ describe('dashboard in Chromium', { skip }, () => {
 
   before(async () => {
     await mkdir(SHOTS, { recursive: true });
-    server = await startServer({ api: API, port: 0 });
-    base = `http://127.0.0.1:${server.address().port}`;
+    if (process.env.DASHBOARD_PAGE) {
+      // The page as the engine serves it (same origin as the API).
+      base = process.env.DASHBOARD_PAGE.replace(/\/$/, '');
+    } else {
+      server = await startServer({ api: API, port: 0 });
+      base = `http://127.0.0.1:${server.address().port}`;
+    }
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   });
 

@@ -229,7 +229,7 @@ fn print_endpoints(dep: &Deployment, work: &std::path::Path) {
         Some(m) => println!("  RabbitMQ management:  {m} (guest / guest)"),
         None => println!("  Queues (jsonl):       {}", dep.queues_dir.clone().unwrap_or_default().display()),
     }
-    println!("  Dashboard:            not part of this build yet (issue 8)");
+    println!("  Dashboard:            {}/  (served by the engine)", dep.api);
     println!("  Logs:                 {}", work.join("logs").display());
 }
 

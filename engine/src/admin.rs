@@ -14,6 +14,7 @@
 //! | GET | `/metrics` | Prometheus text format |
 //! | GET | `/health` | 200 while the process serves requests |
 //! | GET | `/ready` | 200 when every plugin is at the chain tip, else 503 with the ones that are not |
+//! | GET | `/`, `/dashboard/{file}` | the staking dashboard ([`crate::dashboard`]) |
 //! | any | anything else | the plugins' HTTP routes ([`crate::routes`]) |
 
 use crate::supervisor::{Mode, PluginStatus, Supervisor};
@@ -124,6 +125,7 @@ pub fn serve(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(state)
+        .merge(crate::dashboard::router())
         .fallback_service(plugin_routes);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     runtime.spawn(async move {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bitcoind;
 pub mod call_context;
 pub mod crypto;
+pub mod dashboard;
 pub mod fetcher;
 pub mod follower;
 pub mod jobs;

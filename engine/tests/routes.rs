@@ -39,6 +39,21 @@ fn routes_read_consistent_snapshots_write_serially_and_survive_faulty_handlers()
     );
     e.wait_synced(&node, "api");
 
+    // The dashboard page is served at / with its files under /dashboard/, beside plugin routes.
+    for (path, status, content_type) in [
+        ("/", 200, "text/html"),
+        ("/dashboard/app.js", 200, "text/javascript"),
+        ("/dashboard/style.css", 200, "text/css"),
+        ("/dashboard/../Cargo.toml", 404, ""),
+        ("/dashboard/nope.js", 404, ""),
+    ] {
+        let r = minreq::get(format!("http://127.0.0.1:{}{path}", e.port)).with_timeout(10).send().unwrap();
+        assert_eq!(r.status_code, status, "GET {path}");
+        assert!(r.headers["content-type"].starts_with(content_type), "GET {path}: {:?}", r.headers);
+    }
+    let page = minreq::get(format!("http://127.0.0.1:{}/", e.port)).send().unwrap();
+    assert!(page.as_str().unwrap().contains("/dashboard/app.js"), "the page loads its module");
+
     // Concurrent readers while blocks arrive one by one: every answer is one block's state.
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
