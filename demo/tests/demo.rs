@@ -223,3 +223,41 @@ fn keep_running_leaves_the_system_up_and_ctrl_c_stops_every_process() {
     assert!(out.contains("stopping every process the demo started"), "{out}");
     assert_eq!(run.survivors(), Vec::<String>::new(), "processes left running after Ctrl-C");
 }
+
+/// The dashboard in a real browser (issue 8): the demo system stays up (`--keep-running`) and
+/// `node --test dashboard/tests/` drives Debian's Chromium through playwright-core against the
+/// page the engine serves. Its report (page weight, first render, each check) goes straight to
+/// this process's output.
+#[test]
+fn the_dashboard_works_in_chromium_against_the_demo_system() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let root = workspace_root();
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && root.join("dashboard/node_modules/playwright-core").is_dir(),
+        "Chromium or playwright-core is missing: run `bash scripts/install-deps.sh` (apt chromium, npm ci in dashboard/)"
+    );
+    let mut run = Run::start(&["--no-rabbitmq", "--keep-running"]);
+    run.wait_line("The system keeps running", Duration::from_secs(300));
+    let url = |label: &str| {
+        run.out
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(label).map(|r| r.split_whitespace().next().unwrap().to_string()))
+            .unwrap_or_else(|| panic!("the demo prints {label}"))
+    };
+    let page = url("Dashboard:");
+    let api = page.trim_end_matches('/').to_string();
+    let node_rpc = url("Regtest node RPC:").replacen("http://", "http://demo:demo@", 1);
+    let status = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "tests/"])
+        .current_dir(root.join("dashboard"))
+        .env("DASHBOARD_API", &api)
+        .env("DASHBOARD_PAGE", &page)
+        .env("DASHBOARD_REQUIRE_API", "1")
+        .env("REGTEST_RPC", &node_rpc)
+        .status()
+        .expect("running node (install Node.js 18 or later)");
+    assert!(status.success(), "the dashboard's browser tests failed ({status}); their output is above");
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) };
+    let (code, out) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{out}");
+}
