@@ -145,11 +145,11 @@ pub fn start(sup: &Supervisor, build: &Build, opt: &Options) -> Result<Deploymen
     sup.spawn("offline-wallet", "offline wallet", &mut cmd)?;
     let wallet = Rpc::new("the offline wallet", &format!("http://127.0.0.1:{wallet_port}"), "signer", &wallet_pass);
     wait_for("the offline wallet's RPC", Duration::from_secs(60), || wallet.call("uptime", json!([])).ok())?;
-    let keys = covenant_keys(&wallet, 3)?;
+    let keys = covenant_keys(build, &wallet, wallet_port, &wallet_pass, 3)?;
     println!("   covenant keys made in the offline wallet: {}", keys.join(", "));
 
     // The seed's demo global parameters with those keys; the seed's finality providers.
-    let params_text = serde_json::to_string_pretty(&demo_params(&keys))?;
+    let params_text = serde_json::to_string_pretty(&demo_params(&build.root.join("demo/global-params.json"), &keys)?)?;
     phase1_primitives::params::GlobalParams::parse(&params_text)
         .map_err(|e| anyhow::anyhow!("the demo's global parameters do not parse: {e}"))?;
     let params_file = w.join("global-params.json");
@@ -328,33 +328,38 @@ impl Deployment {
     }
 }
 
-/// The seed's demo global configuration: v0 from 115 (cap 10 BTC, 1–10 BTC) and v1 from 130
-/// (cap 20 BTC, 2–20 BTC), depth 2, 3 covenant keys with quorum 2, unbonding time 3, fee 500.
-pub fn demo_params(keys: &[String]) -> Value {
-    json!({ "versions": [
-        { "version": 0, "activation_height": 115, "staking_cap": 10 * BTC, "cap_height": 0, "tag": "62627434",
-          "covenant_pks": keys, "covenant_quorum": 2, "unbonding_time": 3, "unbonding_fee": 500,
-          "max_staking_amount": 10 * BTC, "min_staking_amount": BTC, "max_staking_time": 1000,
-          "min_staking_time": 10, "confirmation_depth": 2 },
-        { "version": 1, "activation_height": 130, "staking_cap": 20 * BTC, "cap_height": 0, "tag": "62627434",
-          "covenant_pks": keys, "covenant_quorum": 2, "unbonding_time": 3, "unbonding_fee": 500,
-          "max_staking_amount": 20 * BTC, "min_staking_amount": 2 * BTC, "max_staking_time": 5000,
-          "min_staking_time": 1, "confirmation_depth": 2 }
-    ]})
+/// The seed's demo global configuration (`demo/global-params.json`: v0 from 115, cap 10 BTC,
+/// 1–10 BTC; v1 from 130, cap 20 BTC, 2–20 BTC; depth 2, quorum 2 of 3, unbonding time 3, fee
+/// 500) with `keys` as every version's covenant committee.
+pub fn demo_params(template: &Path, keys: &[String]) -> Result<Value> {
+    let text = std::fs::read_to_string(template).with_context(|| format!("reading {}", template.display()))?;
+    let mut params: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", template.display()))?;
+    for v in params["versions"].as_array_mut().context("no \"versions\" in the demo params")? {
+        v["covenant_pks"] = json!(keys);
+    }
+    Ok(params)
 }
 
-/// Creates the encrypted descriptor wallet `covenant` with `n` keys (as
-/// offline-wallet/create-covenant-keys.sh does) and unlocks it for the covenant signer.
-fn covenant_keys(wallet: &Rpc, n: usize) -> Result<Vec<String>> {
+/// Makes `n` covenant keys with the operator's script (`offline-wallet/create-covenant-keys.sh`:
+/// an encrypted descriptor wallet `covenant`), then unlocks it for the covenant signer. The
+/// passphrase is random and not kept.
+fn covenant_keys(build: &Build, wallet: &Rpc, port: u16, password: &str, n: usize) -> Result<Vec<String>> {
     let passphrase = random_hex(16);
-    wallet.call("createwallet", json!(["covenant", false, false, passphrase, false, true, true]))?;
-    let mut keys = Vec::new();
-    for _ in 0..n {
-        let addr = wallet.wallet("covenant", "getnewaddress", json!(["", "bech32"]))?;
-        let info = wallet.wallet("covenant", "getaddressinfo", json!([addr]))?;
-        keys.push(info["pubkey"].as_str().context("getaddressinfo gave no pubkey")?.to_string());
+    let out = Command::new("bash")
+        .arg(build.root.join("offline-wallet/create-covenant-keys.sh"))
+        .arg(n.to_string())
+        .args(["--port", &port.to_string()])
+        .env("OFFLINE_WALLET_RPCUSER", "signer")
+        .env("OFFLINE_WALLET_RPCPASSWORD", password)
+        .env("COVENANT_WALLET_PASSPHRASE", &passphrase)
+        .output()
+        .context("running offline-wallet/create-covenant-keys.sh")?;
+    if !out.status.success() {
+        bail!("offline-wallet/create-covenant-keys.sh failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
-    // Unlocked while the system runs (the signer signs only then); the passphrase is not kept.
+    let keys: Vec<String> = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("create-covenant-keys.sh printed {}", String::from_utf8_lossy(&out.stdout)))?;
+    // Unlocked while the system runs (the signer signs only then).
     wallet.wallet("covenant", "walletpassphrase", json!([passphrase, 10_000_000]))?;
     Ok(keys)
 }
