@@ -19,6 +19,7 @@
 
 mod error;
 pub mod input;
+pub mod node_wallet;
 pub mod rpc;
 pub mod signing;
 mod stake;
