@@ -130,9 +130,12 @@ impl NodeWallet {
         };
         let info = self.wallet.call("getaddressinfo", json!([address]))?;
         let hex = info["pubkey"].as_str().ok_or_else(|| {
-            Error::Rpc(format!("getaddressinfo {address}: no \"pubkey\" (the staker address must be a P2WPKH wallet address)"))
+            Error::Rpc(format!(
+                "getaddressinfo {address}: no \"pubkey\" (the staker address must be a P2WPKH wallet address)"
+            ))
         })?;
-        let key = PublicKey::from_str(hex).map_err(|e| Error::Rpc(format!("getaddressinfo {address}: bad pubkey {hex}: {e}")))?;
+        let key = PublicKey::from_str(hex)
+            .map_err(|e| Error::Rpc(format!("getaddressinfo {address}: bad pubkey {hex}: {e}")))?;
         Ok(StakerKey { key, address })
     }
 
@@ -146,7 +149,13 @@ impl NodeWallet {
     /// Builds the stake (`amount` sat for `staking_time` blocks with finality provider `fp`, under
     /// `params`, which must be the version of the block it will be included in), funds, signs and
     /// sends it.
-    pub fn stake(&self, params: &ParamsVersion, fp: &XOnlyPublicKey, amount: u64, staking_time: u16) -> Result<Txid, Error> {
+    pub fn stake(
+        &self,
+        params: &ParamsVersion,
+        fp: &XOnlyPublicKey,
+        amount: u64,
+        staking_time: u16,
+    ) -> Result<Txid, Error> {
         let range = |what: &str, v: u64, min: u64, max: u64, unit: &str| {
             if v < min || v > max {
                 Err(Error::invalid(
@@ -158,7 +167,13 @@ impl NodeWallet {
             }
         };
         range("staking_value", amount, params.min_staking_amount, params.max_staking_amount, "sat")?;
-        range("staking_time", staking_time.into(), params.min_staking_time.into(), params.max_staking_time.into(), "blocks")?;
+        range(
+            "staking_time",
+            staking_time.into(),
+            params.min_staking_time.into(),
+            params.max_staking_time.into(),
+            "blocks",
+        )?;
         let staker = self.staker_key()?;
         let unsigned = staking_tx(&staker.x_only(), fp, staking_time, amount, params)?;
         let funded = self.wallet.call("fundrawtransaction", json!([serialize_hex(&unsigned)])).map_err(|e| {
@@ -166,7 +181,10 @@ impl NodeWallet {
         })?;
         let signed = self.wallet.call("signrawtransactionwithwallet", json!([funded["hex"]]))?;
         if signed["complete"] != json!(true) {
-            return Err(Error::Rpc(format!("signrawtransactionwithwallet could not sign every input: {}", signed["errors"])));
+            return Err(Error::Rpc(format!(
+                "signrawtransactionwithwallet could not sign every input: {}",
+                signed["errors"]
+            )));
         }
         let txid = self.node.call("sendrawtransaction", json!([signed["hex"]]))?;
         txid.as_str()
@@ -243,7 +261,10 @@ impl NodeWallet {
             let Some(block) = v["blockhash"].as_str() else {
                 return Err(Error::invalid(
                     "staking_tx_hash_hex",
-                    format!("the unbonding transaction {unbonding} is not mined yet: withdraw {} blocks after it is", stake.params().unbonding_time),
+                    format!(
+                        "the unbonding transaction {unbonding} is not mined yet: withdraw {} blocks after it is",
+                        stake.params().unbonding_time
+                    ),
                 ));
             };
             let mined = self.node.call("getblockheader", json!([block]))?["height"].as_u64().unwrap_or(u64::MAX);
@@ -302,14 +323,17 @@ impl NodeWallet {
             input.witness.clear();
             input.script_sig = ScriptBuf::new();
         }
-        let mut psbt = Psbt::from_unsigned_tx(unsigned).map_err(|e| Error::Build(format!("cannot make the PSBT: {e}")))?;
+        let mut psbt =
+            Psbt::from_unsigned_tx(unsigned).map_err(|e| Error::Build(format!("cannot make the PSBT: {e}")))?;
         let input = &mut psbt.inputs[0];
         input.witness_utxo = Some(prevout.clone());
         input.sighash_type = Some(PsbtSighashType::from(TapSighashType::Default));
         input.bip32_derivation.insert(staker.key, (Fingerprint::default(), DerivationPath::default()));
         input.tap_scripts.insert(control_block.clone(), (leaf_script.clone(), LeafVersion::TapScript));
         let b64 = phase1_primitives::bitcoin::base64::engine::general_purpose::STANDARD;
-        let answer = self.wallet.call("walletprocesspsbt", json!([b64.encode(psbt.serialize()), true, "DEFAULT", true, false]))?;
+        let answer = self
+            .wallet
+            .call("walletprocesspsbt", json!([b64.encode(psbt.serialize()), true, "DEFAULT", true, false]))?;
         let signed = answer["psbt"]
             .as_str()
             .and_then(|t| b64.decode(t.trim()).ok())
@@ -322,7 +346,9 @@ impl NodeWallet {
             .get(&(staker.x_only(), leaf))
             .map(|s| s.signature.serialize())
             .into_iter()
-            .chain(input.final_script_witness.iter().flat_map(|w| w.iter().filter_map(|i| <[u8; 64]>::try_from(i).ok())))
+            .chain(
+                input.final_script_witness.iter().flat_map(|w| w.iter().filter_map(|i| <[u8; 64]>::try_from(i).ok())),
+            )
             .collect();
         candidates.into_iter().find(|sig| verify_schnorr(sighash, sig, &staker.x_only())).ok_or_else(|| {
             Error::Rpc(format!(

@@ -70,8 +70,7 @@ fn a_wallet_held_staker_stakes_unbonds_and_withdraws() {
     let unbonding = stake2.unbonding_tx().unwrap();
     assert_eq!(req.unbonding_tx_hex, serialize_hex(&unbonding));
     let sighash = unbonding_sighash(&stake2, &unbonding).unwrap();
-    let staker_sig: [u8; 64] =
-        staking_cli::bitcoin::hex::FromHex::from_hex(&req.staker_signed_signature_hex).unwrap();
+    let staker_sig: [u8; 64] = staking_cli::bitcoin::hex::FromHex::from_hex(&req.staker_signed_signature_hex).unwrap();
     let signed = signed_unbonding_tx(&stake2, &staker_sig, &covenant_sigs(&sighash)).unwrap();
     let err = w.withdraw(&stake2, 2_000).unwrap_err().to_string();
     assert!(err.contains("not over"), "{err}");
