@@ -15,6 +15,7 @@
 //! | GET | `/health` | 200 while the process serves requests |
 //! | GET | `/ready` | 200 when every plugin is at the chain tip, else 503 with the ones that are not |
 //! | GET | `/`, `/dashboard/{file}` | the staking dashboard ([`crate::dashboard`]) |
+//! | GET, POST | `/devnet/…` | with `[devnet]` only: signing with the node's wallet ([`crate::devnet`]) |
 //! | any | anything else | the plugins' HTTP routes ([`crate::routes`]) |
 
 use crate::supervisor::{Mode, PluginStatus, Supervisor};
@@ -101,6 +102,7 @@ pub fn serve(
     token: String,
     store: crate::store::Store,
     sinks: Vec<Arc<crate::outbox::SinkStats>>,
+    devnet: Option<crate::devnet::Devnet>,
 ) -> Result<Server> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -125,8 +127,12 @@ pub fn serve(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(state)
-        .merge(crate::dashboard::router())
-        .fallback_service(plugin_routes);
+        .merge(crate::dashboard::router());
+    let app = match devnet {
+        Some(d) => app.merge(crate::devnet::router(Arc::new(d))),
+        None => app,
+    };
+    let app = app.fallback_service(plugin_routes);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     runtime.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -6,6 +6,7 @@ pub mod bitcoind;
 pub mod call_context;
 pub mod crypto;
 pub mod dashboard;
+pub mod devnet;
 pub mod fetcher;
 pub mod follower;
 pub mod jobs;

@@ -240,6 +240,9 @@ fn describe(path: &std::path::Path, rt: &Runtime) {
     for s in rt.sinks() {
         println!("  sink: {}", s.describe());
     }
+    if let Some(d) = &rt.devnet {
+        println!("  devnet: signing with the node's wallet {:?} at /devnet/ (regtest only)", d.wallet);
+    }
 }
 
 fn host_for(rt: &Runtime, p: &engine::runtime::PluginSection) -> Result<WasmHost> {
@@ -311,8 +314,15 @@ fn run_engine(runtime: &Path) -> Result<()> {
     let metrics = Arc::new(engine::metrics::Metrics::new());
     let supervisor = Arc::new(Supervisor::start(&store, &registry, &fetcher, specs, poll, metrics)?);
     let token = engine::admin::write_token(&rt.data_dir())?;
-    let server =
-        engine::admin::serve(&rt.engine.listen, supervisor.clone(), token, store.clone(), publisher.stats.clone())?;
+    let devnet = rt.devnet()?;
+    let server = engine::admin::serve(
+        &rt.engine.listen,
+        supervisor.clone(),
+        token,
+        store.clone(),
+        publisher.stats.clone(),
+        devnet,
+    )?;
     tracing::info!(
         "engine running: status at http://{}/status, admin token in {}",
         server.addr,

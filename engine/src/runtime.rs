@@ -18,6 +18,9 @@ pub struct Runtime {
     /// Where outbox messages go (`[[sink]]`); none: a jsonl sink in `<data_dir>/queues`.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<crate::outbox::SinkConfig>,
+    /// Devnet signing with the node's wallet for the dashboard (`[devnet]`, regtest only).
+    #[serde(default)]
+    pub devnet: Option<crate::devnet::DevnetSection>,
     /// Directory of the runtime file; relative paths in it are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -256,7 +259,22 @@ impl Runtime {
         for sink in &self.sinks {
             sink.check()?;
         }
+        if self.devnet.is_some() {
+            if b.network != "regtest" {
+                bail!(
+                    "[devnet] signs with the node's wallet and is for regtest only, but [bitcoind] network = {:?}: remove [devnet]",
+                    b.network
+                );
+            }
+            self.devnet()?;
+        }
         Ok(())
+    }
+
+    /// The devnet signer of `[devnet]`, its params file read and checked.
+    pub fn devnet(&self) -> Result<Option<crate::devnet::Devnet>> {
+        let Some(d) = &self.devnet else { return Ok(None) };
+        Ok(Some(crate::devnet::Devnet::new(d, &self.resolve(&d.global_params_file), self.connection())?))
     }
 
     /// The sinks to deliver to, paths resolved (the default: jsonl in `<data_dir>/queues`).
@@ -383,6 +401,28 @@ config = { global_params_file = "params.json", tag = "01020304" }
             (GOOD.replace("data_dir = \"data\"", "data_dir = \"data\"\nundo_window = 2"), "undo_window"),
             (format!("{GOOD}\n[[plugin]]\nname = \"phase1-staking\"\nwasm = \"y.wasm\"\n"), "appears twice"),
             (GOOD.replace("url = ", "network = \"moonnet\"\nurl = "), "network"),
+        ];
+        for (text, needle) in cases {
+            let e = format!("{:#}", load_text(&text).unwrap_err());
+            assert!(e.contains(needle), "expected {needle:?} in: {e}");
+        }
+    }
+
+    #[test]
+    fn devnet_signing_is_for_regtest_with_real_params() {
+        let params = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/global-params.json");
+        let devnet =
+            format!("{GOOD}\n[devnet]\nwallet = \"staker\"\nglobal_params_file = {:?}\n", params.display().to_string());
+        let rt = load_text(&devnet).unwrap();
+        assert_eq!(rt.devnet.as_ref().unwrap().withdraw_fee, 2_000);
+        assert!(rt.devnet().unwrap().is_some());
+        assert!(load_text(GOOD).unwrap().devnet().unwrap().is_none());
+        let cases = [
+            (devnet.replace("url = ", "network = \"mainnet\"\nurl = "), "regtest only"),
+            (devnet.replace("wallet = \"staker\"", "wallet = \"staker\"\nbogus = 1"), "bogus"),
+            (devnet.replace("wallet = \"staker\"", "wallet = \"a/b\""), "[devnet] wallet"),
+            (devnet.replace(&params.display().to_string(), "params.json"), "[devnet] global_params_file"),
+            (devnet.replace(&params.display().to_string(), "nope.json"), "cannot read"),
         ];
         for (text, needle) in cases {
             let e = format!("{:#}", load_text(&text).unwrap_err());
