@@ -44,11 +44,17 @@ export function explain(err) {
   }
 }
 
-/** GET `path` (absolute, same origin) and return the parsed JSON body. */
-export async function getJson(path, { timeoutMs = TIMEOUT_MS } = {}) {
+/** GET `path` (absolute, same origin) and return the parsed JSON body; with `body`, POST it as JSON. */
+export async function getJson(path, { timeoutMs = TIMEOUT_MS, body: payload } = {}) {
   let res;
   try {
-    res = await fetch(path, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    const init = { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) };
+    if (payload !== undefined) {
+      init.method = 'POST';
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(payload);
+    }
+    res = await fetch(path, init);
   } catch (e) {
     const timedOut = e?.name === 'TimeoutError';
     throw new ApiError('network', timedOut ? `no answer within ${timeoutMs / 1000} s` : 'network error', { path });
@@ -102,6 +108,8 @@ export const api = {
     const body = await getJson(`/v1/staker/delegations?${q}`);
     return { rows: body.data ?? [], nextKey: body.pagination?.next_key ?? '' };
   },
+  /** POST /v1/unbonding with a staker-signed request (202, body `null`, when accepted). */
+  requestUnbonding: (request) => getJson('/v1/unbonding', { body: request }),
   delegation: (hash) => data(`/v1/delegation?staking_tx_hash_hex=${encodeURIComponent(hash)}`),
   /** The indexed BTC tip: {height, block} of the phase1-staking plugin (engine status). */
   tip: async () => {

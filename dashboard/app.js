@@ -329,7 +329,7 @@ function delegationCard(d) {
 
 let stakerSeq = 0;
 
-async function lookupStaker(raw, pageKey = '') {
+async function lookupStaker(raw, pageKey = '', { quiet = false } = {}) {
   const out = $('#staker-result');
   const errEl = $('#staker-pk-error');
   const parsed = parseXonlyPk(raw);
@@ -340,8 +340,9 @@ async function lookupStaker(raw, pageKey = '') {
     return;
   }
   errEl.hidden = true;
+  if (!pageKey) out.dataset.pk = parsed.pk; // a new block reloads this key's view (even when empty)
   const seq = ++stakerSeq;
-  if (!pageKey) out.innerHTML = '<p class="muted">Loading delegations…</p>';
+  if (!pageKey && !quiet) out.innerHTML = '<p class="muted">Loading delegations…</p>';
   try {
     if (!state.providers || !state.versions) await firstLoad; // provider names, confirmation depth
     const { rows, nextKey } = await api.stakerDelegations(parsed.pk, pageKey);
@@ -364,7 +365,6 @@ async function lookupStaker(raw, pageKey = '') {
     delete out.dataset.empty;
     if (!pageKey) {
       out.innerHTML = `<p class="summary" id="staker-summary"></p><div class="delegs"></div><div class="more"></div>`;
-      out.dataset.pk = parsed.pk;
     }
     $('.delegs', out).insertAdjacentHTML('beforeend', rows.map(delegationCard).join(''));
     const cards = $$('.deleg', out);
@@ -402,9 +402,31 @@ async function onDelegationAction(btn) {
   btn.disabled = true;
   btn.textContent = `${action === 'unbond' ? 'Unbonding' : 'Withdrawing'}…`;
   try {
-    const r = action === 'unbond' ? await signer().unbond(hash) : await signer().withdraw(hash);
-    const tx = r.unbondingTxHashHex ?? r.withdrawTxHashHex;
-    result.innerHTML = `<span class="ok-text">Sent: transaction <span class="mono">${esc(tx)}</span>. The state changes once it confirms.</span>`;
+    if (action === 'unbond') {
+      // The signer builds the unbonding transaction and signs it as the staker; the page posts the
+      // request to the staking API, and the covenant committee's signatures complete it.
+      const request = await signer().signUnbonding(hash);
+      try {
+        await api.requestUnbonding(request);
+      } catch (e) {
+        result.innerHTML = `<span class="err-text">The staking API refused the unbonding request: ${esc(explain(e))}</span>`;
+        return;
+      }
+      await showActionResult(
+        card,
+        `<span class="ok-text">Unbonding requested: transaction <span class="mono">${esc(
+          request.unbonding_tx_hash_hex,
+        )}</span>. The covenant committee signs it and it is broadcast; the state moves to “unbonding” once it confirms.</span>`,
+      );
+    } else {
+      const r = await signer().withdraw(hash);
+      await showActionResult(
+        card,
+        `<span class="ok-text">Withdrawal sent: transaction <span class="mono">${esc(
+          r.withdrawTxHashHex,
+        )}</span>. The state moves to “withdrawn” once it confirms.</span>`,
+      );
+    }
   } catch (e) {
     result.innerHTML = `<span class="err-text">${esc(signerMessage(e))}</span>`;
   } finally {
@@ -413,6 +435,17 @@ async function onDelegationAction(btn) {
   }
 }
 
+/** Reloads the staker's delegations (the action may have moved this one on, e.g. to "unbonding
+ *  requested") and shows `html` under the card again. */
+async function showActionResult(card, html) {
+  const hash = card.dataset.hash;
+  const out = $('#staker-result');
+  if (out.dataset.pk) await lookupStaker(out.dataset.pk, '', { quiet: true });
+  const fresh = $$('.deleg', out).find((c) => c.dataset.hash === hash) ?? card;
+  const result = $('.action-result', fresh);
+  if (result) result.innerHTML = html;
+  else fresh.insertAdjacentHTML('beforeend', `<div class="actions"><span class="action-result" aria-live="polite">${html}</span></div>`);
+}
 function signerMessage(e) {
   if (e instanceof SignerError) return e.code === 'rejected' ? `The wallet refused: ${e.message}` : `${e.message[0].toUpperCase()}${e.message.slice(1)}.`;
   return `Unexpected error: ${e?.message ?? e}`;
@@ -472,7 +505,9 @@ async function onStakeSubmit(ev) {
       out.innerHTML = notice(
         'ok',
         'Staking transaction sent.',
-        `Transaction <span class="mono">${esc(r.stakingTxHashHex)}</span>. It shows up under “My delegations” once it has enough confirmations.`,
+        `Transaction <span class="mono">${esc(r.stakingTxHashHex)}</span>. It shows up under ${
+          state.signerInfo?.stakerPkHex ? `<a href="#staker/${esc(state.signerInfo.stakerPkHex)}">My delegations</a>` : '“My delegations”'
+        } once it has enough confirmations.`,
       );
     } catch (err) {
       out.innerHTML = notice('error', 'Not sent.', esc(signerMessage(err)));
@@ -502,6 +537,7 @@ async function refresh() {
   const down = failures.find((e) => e instanceof ApiError && e.isDown);
 
   if (stats.status === 'fulfilled') state.stats = stats.value;
+  const newBlock = tip.status === 'fulfilled' && state.tip && tip.value.height !== state.tip.height;
   if (tip.status === 'fulfilled') state.tip = tip.value;
   if (versions.status === 'fulfilled') state.versions = versions.value;
   if (providers.status === 'fulfilled') state.providers = providers.value;
@@ -552,11 +588,32 @@ async function refresh() {
     fillProviderSelect();
   }
   if (stakeAttempted) showStakeErrors(currentStakeValidation());
+  if (newBlock) refreshStakerView();
   if (stats.status === 'fulfilled') {
     renderUpdated();
     if (!document.body.dataset.ready) performance.mark('dashboard:data'); // first figures on screen
     document.body.dataset.ready = '1';
   }
+}
+
+/** A new block may move delegations on: reload the one open staker view (not while the user is
+ *  confirming or sending an action in it). */
+function refreshStakerView() {
+  const out = $('#staker-result');
+  if ($('#view-staker').hidden || !out.dataset.pk) return;
+  if ($('[data-armed], [data-action]:disabled', out)) return;
+  lookupStaker(out.dataset.pk, '', { quiet: true });
+}
+
+/** The signer's wallet: its staker key for "My delegations", its balance next to the stake form. */
+async function showSignerInfo() {
+  const info = await signer().info();
+  state.signerInfo = info;
+  const btn = $('#staker-use-wallet');
+  btn.hidden = !info.available;
+  $('#signer-info').textContent = info.available
+    ? `Wallet “${info.wallet ?? signer().name}”: ${btc(info.balanceSat ?? 0)} available; staker key ${shortHex(info.stakerPkHex)}.`
+    : `${signer().name}: ${info.reason}. Stakes can be checked here but not signed.`;
 }
 
 function crossedActivation() {
@@ -618,6 +675,14 @@ function wire() {
     if (act) onDelegationAction(act);
   });
 
+  $('#staker-use-wallet').addEventListener('click', async () => {
+    await showSignerInfo();
+    const pk = state.signerInfo?.stakerPkHex;
+    if (!pk) return;
+    $('#staker-pk').value = pk;
+    if (location.hash !== `#staker/${pk}`) location.hash = `#staker/${pk}`;
+    else lookupStaker(pk);
+  });
   $('#stake-form').addEventListener('submit', onStakeSubmit);
   $('#stake-form').addEventListener('input', () => {
     if (stakeAttempted) showStakeErrors(currentStakeValidation());
@@ -626,5 +691,6 @@ function wire() {
 }
 
 wire();
+showSignerInfo();
 const firstLoad = loop(); // resolves after the first refresh (loop schedules the next one itself)
 route();

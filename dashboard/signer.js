@@ -2,20 +2,25 @@
 //
 // The dashboard never builds or fakes a transaction itself: it validates the form, then hands the
 // request to a Signer and shows what the Signer returns (a real transaction hash) or its error.
+// Unbonding is split the way Phase-1 splits it: the signer returns the staker-signed request and
+// the page posts it to the staking API (`POST /v1/unbonding`); the covenant committee co-signs.
 //
 //   class Signer {
 //     get name(): string                                   shown next to the form
 //     async info(): {available, reason?, stakerPkHex?, address?, balanceSat?}
 //     async stake({fpPk, amountSat, termBlocks}): {stakingTxHashHex}
-//     async unbond(stakingTxHash): {unbondingTxHashHex}
+//     async signUnbonding(stakingTxHash): {staking_tx_hash_hex, unbonding_tx_hex,
+//                                          unbonding_tx_hash_hex, staker_signed_signature_hex}
 //     async withdraw(stakingTxHash): {withdrawTxHashHex}
 //   }
 //
 // Every method rejects with a SignerError (code: 'unavailable' | 'rejected' | 'network' |
 // 'bad_answer' | 'invalid_argument' | 'not_implemented'). Implementations:
 // - DevnetNodeWalletSigner (below): the devnet node's wallet, through the engine's /devnet/
-//   endpoints (not implemented by the engine yet: every call then fails with 'unavailable').
-// - a browser-wallet signer (later) implements the same class with the wallet's own API.
+//   endpoints (`[devnet]` in the runtime file; a server without them answers 404, and every call
+//   then fails with 'unavailable').
+// - a browser wallet (mainnet) implements the same class with the wallet's own API: build with
+//   btc-staking-ts, sign the PSBTs in the wallet, broadcast through a node or a mempool API.
 
 export const DEVNET_UNAVAILABLE = 'devnet signing is not available on this server';
 
@@ -49,6 +54,24 @@ function checkTxHash(hash) {
   }
 }
 
+/**
+ * The staker-signed unbonding request as `POST /v1/unbonding` takes it: exactly its four fields,
+ * for the stake asked about. Anything else is a 'bad_answer', never posted.
+ */
+export function checkUnbondingRequest(d, stakingTxHash) {
+  const hex = (v, len) => typeof v === 'string' && /^[0-9a-f]+$/.test(v) && (len === undefined || v.length === len);
+  const ok =
+    d &&
+    d.staking_tx_hash_hex === stakingTxHash &&
+    hex(d.unbonding_tx_hex) &&
+    d.unbonding_tx_hex.length % 2 === 0 &&
+    hex(d.unbonding_tx_hash_hex, 64) &&
+    hex(d.staker_signed_signature_hex, 128);
+  if (!ok) throw new SignerError('bad_answer', 'the signer answered without a complete unbonding request for this stake');
+  const { staking_tx_hash_hex, unbonding_tx_hex, unbonding_tx_hash_hex, staker_signed_signature_hex } = d;
+  return { staking_tx_hash_hex, unbonding_tx_hex, unbonding_tx_hash_hex, staker_signed_signature_hex };
+}
+
 /** The interface, with every action refused: subclasses override what they support. */
 export class Signer {
   get name() {
@@ -60,8 +83,8 @@ export class Signer {
   async stake(_req) {
     throw new SignerError('not_implemented', `${this.name} cannot stake`);
   }
-  async unbond(_stakingTxHash) {
-    throw new SignerError('not_implemented', `${this.name} cannot unbond`);
+  async signUnbonding(_stakingTxHash) {
+    throw new SignerError('not_implemented', `${this.name} cannot sign an unbonding request`);
   }
   async withdraw(_stakingTxHash) {
     throw new SignerError('not_implemented', `${this.name} cannot withdraw`);
@@ -72,11 +95,12 @@ export class Signer {
  * Signs with the devnet node's wallet, through the engine (devnet mode only). The contract the
  * engine is expected to serve (errors as the API's {errorCode, message}):
  *
- *   GET  /devnet/wallet    -> {"data": {"staker_pk_hex", "address", "balance_sat"}}
+ *   GET  /devnet/wallet    -> {"data": {"wallet", "staker_pk_hex", "address", "balance_sat"}}
  *   POST /devnet/stake     {"finality_provider_pk_hex", "staking_value", "staking_time"}
- *                          -> {"data": {"staking_tx_hash_hex"}}
- *   POST /devnet/unbond    {"staking_tx_hash_hex"} -> {"data": {"unbonding_tx_hash_hex"}}
- *   POST /devnet/withdraw  {"staking_tx_hash_hex"} -> {"data": {"withdraw_tx_hash_hex"}}
+ *                          -> {"data": {"staking_tx_hash_hex", "params_version"}}
+ *   POST /devnet/unbonding-request {"staking_tx_hash_hex"}
+ *                          -> {"data": the POST /v1/unbonding body, signed by the wallet}
+ *   POST /devnet/withdraw  {"staking_tx_hash_hex"} -> {"data": {"withdraw_tx_hash_hex", "from", "address"}}
  *
  * A 404 means the server has no devnet signing: the caller gets
  * SignerError('unavailable', DEVNET_UNAVAILABLE), never a made-up result.
@@ -134,7 +158,16 @@ export class DevnetNodeWalletSigner extends Signer {
   async info() {
     try {
       const d = await this.#call('GET', '/wallet');
-      return { available: true, stakerPkHex: d?.staker_pk_hex, address: d?.address, balanceSat: d?.balance_sat };
+      if (typeof d?.staker_pk_hex !== 'string' || !HEX64.test(d.staker_pk_hex)) {
+        return { available: false, reason: 'the devnet wallet answered without a staker key' };
+      }
+      return {
+        available: true,
+        wallet: d.wallet,
+        stakerPkHex: d.staker_pk_hex,
+        address: d.address,
+        balanceSat: d.balance_sat,
+      };
     } catch (e) {
       if (e instanceof SignerError) return { available: false, reason: e.message };
       throw e;
@@ -151,10 +184,10 @@ export class DevnetNodeWalletSigner extends Signer {
     return { stakingTxHashHex: DevnetNodeWalletSigner.#hash(d, 'staking_tx_hash_hex') };
   }
 
-  async unbond(stakingTxHash) {
+  async signUnbonding(stakingTxHash) {
     checkTxHash(stakingTxHash);
-    const d = await this.#call('POST', '/unbond', { staking_tx_hash_hex: stakingTxHash });
-    return { unbondingTxHashHex: DevnetNodeWalletSigner.#hash(d, 'unbonding_tx_hash_hex') };
+    const d = await this.#call('POST', '/unbonding-request', { staking_tx_hash_hex: stakingTxHash });
+    return checkUnbondingRequest(d, stakingTxHash);
   }
 
   async withdraw(stakingTxHash) {

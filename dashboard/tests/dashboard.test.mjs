@@ -22,7 +22,7 @@ import { chromium } from 'playwright-core';
 
 import { startServer } from '../dev-server.mjs';
 import { btc, formatBtc, formatInt } from '../format.js';
-import { activeVersion, capStatus, messages } from '../params.js';
+import { activeVersion, capStatus, messages, nextVersion } from '../params.js';
 import { DEVNET_UNAVAILABLE } from '../signer.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -49,6 +49,34 @@ try {
   skip = `no staking API at ${API} (${e.cause?.code ?? e.cause?.errors?.[0]?.code ?? e.message}); start e.g. target/release/phase1-demo --no-rabbitmq --keep-running and set DASHBOARD_API`;
 }
 if (!skip && !existsSync(CHROMIUM)) skip = `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`;
+
+/** JSON-RPC to the regtest node of REGTEST_RPC (http://user:pass@host:port). */
+async function rpc(method, params = []) {
+  const url = new URL(process.env.REGTEST_RPC);
+  const auth = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  url.username = '';
+  url.password = '';
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '1.0', id: 1, method, params }),
+    signal: AbortSignal.timeout(10000),
+  });
+  const body = await r.json();
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
+
+/** Polls `f` every 200 ms until it returns something truthy. */
+async function until(what, f, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+}
 
 async function freePort() {
   const s = createServer();
@@ -287,20 +315,24 @@ describe('dashboard in Chromium', { skip }, () => {
     assert.match(page.url(), new RegExp(`#staker/${pk}$`), 'the key is in the address (shareable)');
     await page.screenshot({ path: join(SHOTS, 'staker.png'), fullPage: true });
 
-    // Unbond through the devnet signer: the engine has no /devnet/ endpoint yet, so the page must
-    // say so instead of pretending (404 is logged by Chromium as a failed resource: expected here).
+    // Unbond another staker's delegation: the devnet wallet holds a different key, so it refuses
+    // and the page says why (without devnet signing, it says that instead). The refusal is an
+    // HTTP error, which Chromium logs as a failed resource: expected here.
     const active = page.locator('.deleg[data-state="active"] [data-action="unbond"]').first();
-    const devnet = await fetch(`${API}/devnet/unbond`, { method: 'POST', body: '{}' });
-    if ((await active.count()) && devnet.status === 404) {
+    if (await active.count()) {
+      const devnet = (await fetch(`${API}/devnet/wallet`)).status === 200;
       await active.click();
       assert.match(await active.textContent(), /^Confirm unbond/);
       await active.click();
       const result = active.locator('xpath=..').locator('.action-result');
       await result.filter({ hasText: /./ }).waitFor();
-      assert.match(await result.textContent(), new RegExp(`^${DEVNET_UNAVAILABLE}`, 'i'));
-      await active.locator('xpath=ancestor::article').screenshot({ path: join(SHOTS, 'unbond-devnet-unavailable.png') });
+      assert.match(
+        await result.textContent(),
+        devnet ? /^The wallet refused: .*not with this wallet's staker key/ : new RegExp(`^${DEVNET_UNAVAILABLE}`, 'i'),
+      );
+      await active.locator('xpath=ancestor::article').screenshot({ path: join(SHOTS, 'unbond-refused.png') });
     }
-    assert.deepEqual(errors.filter((e) => !/404/.test(e)), []);
+    assert.deepEqual(errors.filter((e) => !/40[04]/.test(e)), []);
     await context.close();
   });
 
@@ -377,21 +409,6 @@ describe('dashboard in Chromium', { skip }, () => {
       await context.close();
       return;
     }
-    const rpcUrl = new URL(process.env.REGTEST_RPC);
-    const auth = `Basic ${Buffer.from(`${decodeURIComponent(rpcUrl.username)}:${decodeURIComponent(rpcUrl.password)}`).toString('base64')}`;
-    rpcUrl.username = '';
-    rpcUrl.password = '';
-    const rpc = async (method, params = []) => {
-      const r = await fetch(rpcUrl, {
-        method: 'POST',
-        headers: { authorization: auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '1.0', id: 1, method, params }),
-        signal: AbortSignal.timeout(10000),
-      });
-      const body = await r.json();
-      if (body.error) throw new Error(`${method}: ${body.error.message}`);
-      return body.result;
-    };
     const address = await rpc('getnewaddress');
     for (let i = 0; i < 3; i++) {
       const before = Number(await page.locator('#tip-height').getAttribute('data-raw'));
@@ -404,6 +421,104 @@ describe('dashboard in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 375, height: 812 });
     await page.waitForTimeout(1500); // a poll or two: the chart redraws at the new width
     await page.locator('#tvl-chart').screenshot({ path: join(SHOTS, 'phone-tvl-chart.png') });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+  it('stake, unbond and withdraw through the page, signed by the devnet node wallet (needs REGTEST_RPC)', async (t) => {
+    if (!process.env.REGTEST_RPC) {
+      t.skip('REGTEST_RPC not set: this test mines blocks on the regtest node');
+      return;
+    }
+    const wallet = await fetch(`${API}/devnet/wallet`);
+    assert.equal(wallet.status, 200, `GET /devnet/wallet: the engine needs [devnet] in its runtime file (HTTP ${wallet.status})`);
+    const { staker_pk_hex: pk, address } = (await wallet.json()).data;
+    const { page, context, errors } = await open('/?poll=500#stake');
+    const mine = async (n) => {
+      const before = Number(await page.locator('#tip-height').getAttribute('data-raw'));
+      await rpc('generatetoaddress', [n, address]);
+      await page.waitForFunction((h) => Number(document.querySelector('#tip-height').dataset.raw) >= h, before + n, { timeout: 15000 });
+    };
+    const delegation = async (hash) => (await getJson(`/v1/delegation?staking_tx_hash_hex=${hash}`)).data;
+    const card = (hash) => page.locator(`.deleg[data-hash="${hash}"]`);
+    const cardState = async (hash, state, blocksBetween = 0, tries = 8) => {
+      for (let i = 0; ; i++) {
+        try {
+          await page.locator(`.deleg[data-hash="${hash}"][data-state="${state}"]`).waitFor({ timeout: 3000 });
+          return;
+        } catch (e) {
+          if (i >= tries || !blocksBetween) throw new Error(`delegation ${hash} did not reach ${state} on the page: ${e.message}`);
+          await mine(blocksBetween);
+        }
+      }
+    };
+
+    // 1. Stake with the form: the smallest amount the active parameters allow, a term of 100 blocks.
+    await page.locator('#signer-info').filter({ hasText: /^Wallet/ }).waitFor();
+    const [params, tip, stats] = await Promise.all([getJson('/v1/global-params'), getJson('/status/phase1-staking'), getJson('/v1/stats')]);
+    let v = activeVersion(params.data.versions, tip.height);
+    if (capStatus(v, stats.data.active_tvl, tip.height).reached) {
+      // The demo leaves version 1's cap full; version 2 raises it: mine to its activation.
+      const next = nextVersion(params.data.versions, tip.height);
+      assert.ok(next && !capStatus(next, stats.data.active_tvl, next.activation_height).reached, 'a version with room for one more stake');
+      await mine(next.activation_height - tip.height);
+      v = next;
+      await page.locator('[data-active-version]').filter({ hasText: String(v.version) }).waitFor({ state: 'attached' });
+    }
+    await page.waitForSelector('#stake-fp option[value]:not([value=""])', { state: 'attached' });
+    const fp = await page.locator('#stake-fp option:not([value=""])').first().getAttribute('value');
+    await page.selectOption('#stake-fp', fp);
+    await page.fill('#stake-amount', typed(v.min_staking_amount));
+    const term = Math.min(Math.max(100, v.min_staking_time), v.max_staking_time);
+    await page.fill('#stake-term', String(term));
+    await page.click('#stake-submit');
+    await page.click('#stake-confirm');
+    await page.waitForSelector('#stake-result .notice.ok', { timeout: 20000 });
+    const hash = (await page.locator('#stake-result .mono').textContent()).trim();
+    assert.match(hash, /^[0-9a-f]{64}$/);
+    const inMempool = await rpc('getrawtransaction', [hash, true]);
+    assert.equal(inMempool.blockhash, undefined, 'the staking transaction waits in the mempool');
+    await page.screenshot({ path: join(SHOTS, 'stake-sent.png'), fullPage: true });
+
+    // 2. After the confirmations the page shows it active, under the node wallet's key.
+    await page.click('#stake-result a[href^="#staker/"]');
+    await page.waitForSelector('#staker-result .notice, .deleg');
+    assert.equal(await page.locator('#staker-pk').inputValue(), pk);
+    await mine(v.confirmation_depth);
+    await cardState(hash, 'active', 1, 3);
+    const d = await delegation(hash);
+    assert.equal(d.state, 'active');
+    assert.equal(d.staking_value, v.min_staking_amount);
+    assert.equal(d.staker_pk_hex, pk);
+    assert.equal(d.finality_provider_pk_hex, fp);
+    assert.equal(d.staking_tx.timelock, term);
+    await card(hash).screenshot({ path: join(SHOTS, 'delegation-active.png') });
+
+    // 3. Unbond through the page: the wallet signs, the page posts /v1/unbonding, the covenant
+    //    committee co-signs, the pipeline broadcasts, and after the confirmations it is unbonding.
+    const unbond = card(hash).locator('[data-action="unbond"]');
+    await unbond.click();
+    await unbond.click();
+    const result = card(hash).locator('.action-result');
+    await result.filter({ hasText: /Unbonding requested/ }).waitFor({ timeout: 20000 });
+    const unbondingTx = (await result.locator('.mono').textContent()).trim();
+    assert.equal((await delegation(hash)).state, 'unbonding_requested');
+    await cardState(hash, 'unbonding_requested'); // the page reloaded the delegation after the request
+    await card(hash).screenshot({ path: join(SHOTS, 'delegation-unbonding-requested.png') });
+    await until('the unbonding transaction in the mempool', async () => (await rpc('getmempoolentry', [unbondingTx])) !== null);
+    await cardState(hash, 'unbonding', 1);
+    const unbonding = (await delegation(hash)).unbonding_tx;
+    assert.equal((await rpc('decoderawtransaction', [unbonding.tx_hex])).txid, unbondingTx, 'the API has the unbonding tx the page requested');
+    await card(hash).screenshot({ path: join(SHOTS, 'delegation-unbonding.png') });
+
+    // 4. Withdraw once the unbonding time is over.
+    await cardState(hash, 'unbonded', 1, v.unbonding_time + 4);
+    const withdraw = card(hash).locator('[data-action="withdraw"]');
+    await withdraw.click();
+    await withdraw.click();
+    await card(hash).locator('.action-result').filter({ hasText: /Withdrawal sent/ }).waitFor({ timeout: 20000 });
+    await cardState(hash, 'withdrawn', 1, 4);
+    await card(hash).screenshot({ path: join(SHOTS, 'delegation-withdrawn.png') });
+    await page.screenshot({ path: join(SHOTS, 'staker-lifecycle.png'), fullPage: true });
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -138,7 +138,7 @@ describe('signer', () => {
   it('devnet signer: a 404 is "not available", never a fake success', async () => {
     const s = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(404, { errorCode: 'NOT_FOUND', message: 'no such route' }) });
     await assert.rejects(s.stake(req), (e) => e.code === 'unavailable' && e.message === DEVNET_UNAVAILABLE);
-    await assert.rejects(s.unbond('aa'.repeat(32)), (e) => e.code === 'unavailable');
+    await assert.rejects(s.signUnbonding('aa'.repeat(32)), (e) => e.code === 'unavailable');
     await assert.rejects(s.withdraw('aa'.repeat(32)), (e) => e.code === 'unavailable');
     assert.deepEqual(await s.info(), { available: false, reason: DEVNET_UNAVAILABLE });
   });
@@ -151,13 +151,39 @@ describe('signer', () => {
     assert.equal(fakeFetch.last.init.method, 'POST');
     assert.deepEqual(JSON.parse(fakeFetch.last.init.body), { finality_provider_pk_hex: FP, staking_value: 200_000_000, staking_time: 1000 });
   });
+  it('devnet signer: the unbonding request is returned for the page to post, exactly its four fields', async () => {
+    const staking = 'ab'.repeat(32);
+    const request = {
+      staking_tx_hash_hex: staking,
+      unbonding_tx_hex: '02000000' + '00'.repeat(40),
+      unbonding_tx_hash_hex: 'cd'.repeat(32),
+      staker_signed_signature_hex: 'ef'.repeat(64),
+    };
+    const s = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(200, { data: { ...request, extra: 1 } }) });
+    assert.deepEqual(await s.signUnbonding(staking), request);
+    assert.equal(fakeFetch.last.url, '/devnet/unbonding-request');
+    assert.deepEqual(JSON.parse(fakeFetch.last.init.body), { staking_tx_hash_hex: staking });
+    // For another stake, or with a short signature: never posted.
+    await assert.rejects(s.signUnbonding('12'.repeat(32)), (e) => e.code === 'bad_answer');
+    const short = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(200, { data: { ...request, staker_signed_signature_hex: 'ef' } }) });
+    await assert.rejects(short.signUnbonding(staking), (e) => e.code === 'bad_answer');
+  });
+  it('devnet signer: wallet info needs a staker key', async () => {
+    const good = new DevnetNodeWalletSigner({
+      fetchImpl: fakeFetch(200, { data: { wallet: 'staker', staker_pk_hex: FP, address: 'bcrt1q', balance_sat: 5 } }),
+    });
+    assert.deepEqual(await good.info(), { available: true, wallet: 'staker', stakerPkHex: FP, address: 'bcrt1q', balanceSat: 5 });
+    const bad = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(200, { data: { staker_pk_hex: 'xyz' } }) });
+    assert.equal((await bad.info()).available, false);
+  });
   it('devnet signer: refusals, bad answers, bad arguments, network errors', async () => {
     const refused = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(400, { errorCode: 'BAD_REQUEST', message: 'insufficient funds' }) });
     await assert.rejects(refused.stake(req), (e) => e.code === 'rejected' && e.message === 'insufficient funds');
     const empty = new DevnetNodeWalletSigner({ fetchImpl: fakeFetch(200, { data: {} }) });
     await assert.rejects(empty.stake(req), (e) => e.code === 'bad_answer');
     await assert.rejects(empty.stake({ ...req, amountSat: 0.5 }), (e) => e.code === 'invalid_argument');
-    await assert.rejects(empty.unbond('xyz'), (e) => e.code === 'invalid_argument');
+    await assert.rejects(empty.signUnbonding('xyz'), (e) => e.code === 'invalid_argument');
+    await assert.rejects(empty.signUnbonding('ab'.repeat(32)), (e) => e.code === 'bad_answer');
     const down = new DevnetNodeWalletSigner({ fetchImpl: async () => { throw new TypeError('fetch failed'); } });
     await assert.rejects(down.stake(req), (e) => e.code === 'network');
   });
