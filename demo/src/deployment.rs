@@ -212,7 +212,10 @@ pub fn start(sup: &Supervisor, build: &Build, opt: &Options) -> Result<Deploymen
              covenant_signers = [{signers}], job_interval_ms = 250 }}\n\
              limits = {{ job_timeout_ms = 30_000 }}\n\
              capabilities = {{ http = [\"{api}/plugins/phase1-staking/\", \"http://127.0.0.1:{signer_port}/\"], \
-             bitcoind = [\"getrawtransaction\", \"getblockheader\", \"gettxout\", \"sendrawtransaction\"] }}\n",
+             bitcoind = [\"getrawtransaction\", \"getblockheader\", \"gettxout\", \"sendrawtransaction\"] }}\n\n\
+             # The dashboard signs with the node's staker wallet (regtest only).\n\
+             [devnet]\nwallet = \"{wallet}\"\nglobal_params_file = \"{params}\"\n",
+            wallet = crate::chain::WALLET,
             engine = engine_section(&w.join("engine"), engine_port),
             staking = staking_plugin.section(&build.wasm_dir.join("phase1_staking.wasm").canonicalize()?),
             unbonding = build.wasm_dir.join("unbonding.wasm").canonicalize()?.display(),

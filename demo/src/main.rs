@@ -229,7 +229,11 @@ fn print_endpoints(dep: &Deployment, work: &std::path::Path) {
         Some(m) => println!("  RabbitMQ management:  {m} (guest / guest)"),
         None => println!("  Queues (jsonl):       {}", dep.queues_dir.clone().unwrap_or_default().display()),
     }
-    println!("  Dashboard:            {}/  (served by the engine)", dep.api);
+    println!(
+        "  Dashboard:            {}/  (served by the engine; stakes are signed by the node wallet {:?})",
+        dep.api,
+        chain::WALLET
+    );
     println!("  Logs:                 {}", work.join("logs").display());
 }
 
