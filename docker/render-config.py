@@ -125,6 +125,11 @@ start_height = 0
 config = {{ requests_url = {q(engine_self + "/plugins/phase1-staking/unbonding-requests")}, global_params_file = "global-params.json", covenant_signers = {toml_list(signers)} }}
 limits = {{ job_timeout_ms = 30_000 }}
 capabilities = {{ http = {toml_list([engine_self + "/plugins/phase1-staking/", f"http://{signer_addr}/"])}, bitcoind = ["getrawtransaction", "getblockheader", "gettxout", "sendrawtransaction"] }}
+
+# The dashboard (served at /) signs with bitcoindsim's wallet `miner` (regtest only).
+[devnet]
+wallet = "miner"
+global_params_file = "global-params.json"
 """
 write(os.path.join(config_dir, "runtime.toml"), runtime)
 
