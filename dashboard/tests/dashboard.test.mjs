@@ -471,8 +471,10 @@ describe('dashboard in Chromium', { skip }, () => {
     const term = Math.min(Math.max(100, v.min_staking_time), v.max_staking_time);
     await page.fill('#stake-term', String(term));
     await page.click('#stake-submit');
+    let t0 = performance.now();
     await page.click('#stake-confirm');
     await page.waitForSelector('#stake-result .notice.ok', { timeout: 20000 });
+    const stakeMs = performance.now() - t0;
     const hash = (await page.locator('#stake-result .mono').textContent()).trim();
     assert.match(hash, /^[0-9a-f]{64}$/);
     const inMempool = await rpc('getrawtransaction', [hash, true]);
@@ -497,14 +499,17 @@ describe('dashboard in Chromium', { skip }, () => {
     //    committee co-signs, the pipeline broadcasts, and after the confirmations it is unbonding.
     const unbond = card(hash).locator('[data-action="unbond"]');
     await unbond.click();
+    t0 = performance.now();
     await unbond.click();
     const result = card(hash).locator('.action-result');
     await result.filter({ hasText: /Unbonding requested/ }).waitFor({ timeout: 20000 });
+    const unbondMs = performance.now() - t0;
     const unbondingTx = (await result.locator('.mono').textContent()).trim();
     assert.equal((await delegation(hash)).state, 'unbonding_requested');
     await cardState(hash, 'unbonding_requested'); // the page reloaded the delegation after the request
     await card(hash).screenshot({ path: join(SHOTS, 'delegation-unbonding-requested.png') });
     await until('the unbonding transaction in the mempool', async () => (await rpc('getmempoolentry', [unbondingTx])) !== null);
+    const mempoolMs = performance.now() - t0;
     await cardState(hash, 'unbonding', 1);
     const unbonding = (await delegation(hash)).unbonding_tx;
     assert.equal((await rpc('decoderawtransaction', [unbonding.tx_hex])).txid, unbondingTx, 'the API has the unbonding tx the page requested');
@@ -514,11 +519,16 @@ describe('dashboard in Chromium', { skip }, () => {
     await cardState(hash, 'unbonded', 1, v.unbonding_time + 4);
     const withdraw = card(hash).locator('[data-action="withdraw"]');
     await withdraw.click();
+    t0 = performance.now();
     await withdraw.click();
     await card(hash).locator('.action-result').filter({ hasText: /Withdrawal sent/ }).waitFor({ timeout: 20000 });
+    const withdrawMs = performance.now() - t0;
     await cardState(hash, 'withdrawn', 1, 4);
     await card(hash).screenshot({ path: join(SHOTS, 'delegation-withdrawn.png') });
     await page.screenshot({ path: join(SHOTS, 'staker-lifecycle.png'), fullPage: true });
+    const line = `devnet actions through the page: stake signed and sent ${stakeMs.toFixed(0)} ms; unbonding request signed and posted ${unbondMs.toFixed(0)} ms, unbonding tx in the mempool after ${mempoolMs.toFixed(0)} ms; withdrawal signed and sent ${withdrawMs.toFixed(0)} ms`;
+    t.diagnostic(line);
+    console.log(line);
     assert.deepEqual(errors, []);
     await context.close();
   });
