@@ -14,6 +14,10 @@ const params = new URLSearchParams(location.search);
 const POLL_MS = Math.max(500, Number(params.get('poll')) || 5000);
 const PARAMS_EVERY = 12; // global params: every 12th poll (they change only with a new config)
 const PROVIDERS_EVERY = 6;
+// Transaction links: an explorer given as ?explorer=https://mempool.space/tx/ (the hash is
+// appended), else the staking API's own record of the delegation.
+const EXPLORER = /^https?:\/\//.test(params.get('explorer') ?? '') ? params.get('explorer') : null;
+const txHref = (hash) => (EXPLORER ? `${EXPLORER}${hash}` : `/v1/delegation?staking_tx_hash_hex=${hash}`);
 
 const state = {
   stats: null,
@@ -321,7 +325,9 @@ function delegationCard(d) {
         (d.staking_tx.start_timestamp || '').replace('T', ' ').replace('Z', ' UTC'),
       )}</span></dd>
       <dt>Timelock</dt><dd data-timelock>${timelockText(d)}</dd>
-      <dt>Tx hash</dt><dd class="mono hash">${esc(d.staking_tx_hash_hex)}</dd>
+      <dt>Tx hash</dt><dd class="mono hash"><a href="${esc(txHref(d.staking_tx_hash_hex))}" target="_blank" rel="noopener">${esc(
+        d.staking_tx_hash_hex,
+      )}</a></dd>
     </dl>
     ${actions.length ? `<div class="actions">${actions.join('')}<span class="action-result" aria-live="polite"></span></div>` : ''}
   </article>`;

@@ -493,6 +493,8 @@ describe('dashboard in Chromium', { skip }, () => {
     assert.equal(d.staker_pk_hex, pk);
     assert.equal(d.finality_provider_pk_hex, fp);
     assert.equal(d.staking_tx.timelock, term);
+    const link = await card(hash).locator('.hash a').getAttribute('href');
+    assert.equal(link, `/v1/delegation?staking_tx_hash_hex=${hash}`, 'the tx hash links to its record');
     await card(hash).screenshot({ path: join(SHOTS, 'delegation-active.png') });
 
     // 3. Unbond through the page: the wallet signs, the page posts /v1/unbonding, the covenant
