@@ -175,6 +175,13 @@ impl NodeWallet {
             "blocks",
         )?;
         let staker = self.staker_key()?;
+        let balance = self.balance_sat()?;
+        if balance <= amount {
+            return Err(Error::Build(format!(
+                "the wallet {:?} has {balance} sat to spend, not enough for {amount} sat plus fees: fund it (on regtest, e.g. generatetoaddress 101 {})",
+                self.name, staker.address
+            )));
+        }
         let unsigned = staking_tx(&staker.x_only(), fp, staking_time, amount, params)?;
         let funded = self.wallet.call("fundrawtransaction", json!([serialize_hex(&unsigned)])).map_err(|e| {
             Error::Rpc(format!("{e} (the wallet {:?} needs {amount} sat plus fees in mature coins)", self.name))

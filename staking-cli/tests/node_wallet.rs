@@ -32,6 +32,12 @@ fn a_wallet_held_staker_stakes_unbonds_and_withdraws() {
     assert!(w.balance_sat().unwrap() >= 5_000_000_000);
 
     let v0 = &params.versions[0];
+    // A wallet without coins: refused before anything is built, saying how to fund it.
+    let empty = NodeWallet::new(&node.url(), Some(USER), Some(PASS), "empty");
+    empty.ensure_loaded().unwrap();
+    let err = empty.stake(v0, &xonly(FP), 50_000, 10).unwrap_err();
+    assert!(matches!(err, Error::Build(_)) && err.to_string().contains("fund it"), "{err}");
+
     // Out of range: refused before anything is built.
     let err = w.stake(v0, &xonly(FP), 5, 10).unwrap_err().to_string();
     assert!(err.contains("staking_value") && err.contains("[10000, 10000000000]"), "{err}");
