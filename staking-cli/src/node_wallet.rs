@@ -244,7 +244,7 @@ impl NodeWallet {
         let tip = self.height()?;
         let outpoint = stake.outpoint();
         let unspent = !self.node.call("gettxout", json!([outpoint.txid.to_string(), outpoint.vout, true]))?.is_null();
-        let (unsigned, from) = if unspent {
+        let from = if unspent {
             let spendable_at = stake.height() + u64::from(stake.staking_time());
             if tip + 1 < spendable_at {
                 return Err(Error::invalid(
@@ -255,8 +255,7 @@ impl NodeWallet {
                     ),
                 ));
             }
-            let to = self.new_address()?;
-            (unsigned_withdrawal_from_staking(stake, &to.script_pubkey(), fee)?, (WithdrawFrom::Staking, to))
+            WithdrawFrom::Staking
         } else {
             let unbonding = stake.unbonding_tx()?.compute_txid();
             let v = self.node.call("getrawtransaction", json!([unbonding.to_string(), true])).map_err(|_| {
@@ -290,10 +289,13 @@ impl NodeWallet {
                     format!("the unbonding output {unbonding}:0 is spent already: the stake was withdrawn"),
                 ));
             }
-            let to = self.new_address()?;
-            (unsigned_withdrawal_from_unbonding(stake, None, &to.script_pubkey(), fee)?, (WithdrawFrom::Unbonding, to))
+            WithdrawFrom::Unbonding
         };
-        let (from, to) = from;
+        let to = self.new_address()?;
+        let unsigned = match from {
+            WithdrawFrom::Staking => unsigned_withdrawal_from_staking(stake, &to.script_pubkey(), fee)?,
+            WithdrawFrom::Unbonding => unsigned_withdrawal_from_unbonding(stake, None, &to.script_pubkey(), fee)?,
+        };
         let tx = self.sign_withdrawal(unsigned)?;
         let sent = self.node.call("sendrawtransaction", json!([serialize_hex(&tx)]))?;
         let txid = sent.as_str().and_then(|t| Txid::from_str(t).ok()).unwrap_or_else(|| tx.compute_txid());
