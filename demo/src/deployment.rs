@@ -333,7 +333,8 @@ impl Deployment {
 
 /// The seed's demo global configuration (`demo/global-params.json`: v0 from 115, cap 10 BTC,
 /// 1–10 BTC; v1 from 130, cap 20 BTC, 2–20 BTC; depth 2, quorum 2 of 3, unbonding time 3, fee
-/// 500) with `keys` as every version's covenant committee.
+/// 500), plus our v2 from 150 (cap 30 BTC, for the dashboard), with `keys` as every version's
+/// covenant committee.
 pub fn demo_params(template: &Path, keys: &[String]) -> Result<Value> {
     let text = std::fs::read_to_string(template).with_context(|| format!("reading {}", template.display()))?;
     let mut params: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", template.display()))?;
